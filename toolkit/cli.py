@@ -1,0 +1,182 @@
+"""``toolkit train|val|predict|export|data|weights|app``: parse, call, print. Errors -> one line, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from toolkit.errors import ToolkitError
+
+EXAMPLES = """examples:
+  toolkit train classify                                   # Fashion-MNIST, the default recipe
+  toolkit train classify data=path/to/imagefolder model.backbone=mobilenet_v2 model.pretrained=true
+  toolkit val runs/classify/exp/weights/best.pt
+  toolkit predict runs/classify/exp/weights/best.pt images/ top_k=3
+  toolkit data prepare fashion-mnist
+  toolkit weights fetch mobilenet_v2
+  torchrun --nproc_per_node=2 -m toolkit train classify    # DDP
+"""
+
+
+def _options(items: list[str]) -> dict[str, Any]:
+    from toolkit.config import parse_value
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ToolkitError(f"option '{item}' is not of the form key=value (e.g. conf=0.3)")
+        key, value = item.split("=", 1)
+        out[key] = parse_value(value)
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from toolkit.engine.run import train
+
+    metrics = train(args.task, args.overrides)
+    return 0 if metrics is not None else 1
+
+
+def cmd_val(args: argparse.Namespace) -> int:
+    from toolkit.engine.run import validate
+
+    metrics, report, plots = validate(args.checkpoint, args.overrides, args.split, args.device)
+    print(report)
+    for p in plots:
+        print(f"wrote {p}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from toolkit.predict import Predictor
+
+    sources, options = [], {}
+    for item in args.inputs:
+        (options.update(_options([item])) if "=" in item and not Path(item).exists() else sources.append(item))
+    if not sources:
+        raise ToolkitError("give at least one image, folder or volume to predict on")
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for result in predictor.stream(sources, **options):
+        record = result.to_dict()
+        record["files"] = [str(p) for p in result.save(out_dir)]
+        records.append(record)
+        print(_summary_line(record))
+    (out_dir / "predictions.json").write_text(json.dumps(records, indent=2))
+    _write_csv(records, out_dir / "predictions.csv")
+    print(f"{len(records)} predictions -> {out_dir / 'predictions.json'}, {out_dir / 'predictions.csv'}")
+    return 0
+
+
+def _summary_line(record: dict[str, Any]) -> str:
+    shown = {k: v for k, v in record.items() if isinstance(v, (str, int, float)) and k != "source"}
+    text = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+    return f"{record.get('source', '')}: {text}"
+
+
+def _write_csv(records: list[dict[str, Any]], path: Path) -> None:
+    import csv
+
+    columns = [k for k, v in records[0].items() if isinstance(v, (str, int, float))] if records else []
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from toolkit.data import builtin
+
+    if args.action == "prepare":
+        import toolkit.data.datasets  # noqa: F401  (registers every built-in dataset)
+
+        for name in args.names:
+            print(f"{name}: {builtin.prepare(name)}")
+        return 0
+    if args.action == "list":
+        import toolkit.data.datasets  # noqa: F401
+        from toolkit.registry import DATASETS
+
+        for name in DATASETS.names():
+            print(f"{name:16} {builtin.data_dir(name)}")
+        return 0
+    raise ToolkitError(f"unknown data action {args.action!r}")
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from toolkit.backbones import weights
+
+    for name in args.names:
+        print(f"{name}: {weights.fetch(name, args.weights or True)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toolkit", description=__doc__, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model: toolkit train TASK [key=value ...]")
+    p.add_argument("task", help="classify | detect | segment | segment3d")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data=digits train.epochs=5")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("val", help="evaluate a checkpoint: toolkit val CKPT [data=...]")
+    p.add_argument("checkpoint")
+    p.add_argument("overrides", nargs="*", help="e.g. data=path/to/other/dataset")
+    p.add_argument("--split", default="val", choices=["val", "test"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.set_defaults(func=cmd_val)
+
+    p = sub.add_parser("predict", help="predict: toolkit predict CKPT INPUT... [conf=0.3 iou=0.5 top_k=5]")
+    p.add_argument("checkpoint")
+    p.add_argument("inputs", nargs="+", help="images, folders or volumes; key=value options")
+    p.add_argument("--out", default="runs/predict", help="output folder")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("data", help="built-in datasets: toolkit data prepare NAME | list")
+    p.add_argument("action", choices=["prepare", "list"])
+    p.add_argument("names", nargs="*")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("weights", help="pretrained weights: toolkit weights fetch NAME")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("names", nargs="+", help="torchvision model names, e.g. mobilenet_v2")
+    p.add_argument("--weights", help="a weights enum name, e.g. IMAGENET1K_V2 (default: DEFAULT)")
+    p.set_defaults(func=cmd_weights)
+    return parser
+
+
+def one_line(error: BaseException) -> str:
+    """The user-facing line of an error, also when it was re-raised from a DataLoader worker."""
+    text = str(error).strip()
+    if text.startswith("Caught ") and "\n" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[-1] if last.startswith("toolkit.errors.") else last
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except ToolkitError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last finished epoch's checkpoint is kept (weights/last.pt)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

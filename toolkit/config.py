@@ -1,0 +1,199 @@
+"""Run configuration: dataclasses per component; recipe YAML < user YAML < ``a.b=c`` overrides.
+
+Each task declares its own ``ModelConfig`` and ``DataConfig``; ``TrainConfig`` is shared. Unknown
+keys are errors that list the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolkit.errors import ConfigError
+
+RECIPES = Path(__file__).parent / "configs"
+
+
+@dataclass
+class TrainConfig:
+    """The loop: optimisation, precision, devices, logging. Units: epochs, minutes, seconds."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9  # sgd only
+    warmup_epochs: float = 1.0
+    scheduler: str = "cosine"  # cosine | constant
+    min_lr_ratio: float = 0.01  # final lr = lr * min_lr_ratio
+    label_smoothing: float = 0.0
+    grad_accum: int = 1
+    clip_grad: float = 0.0  # max grad norm; 0 = off
+    amp: str = "none"  # none | bf16 | fp16 (fp16 uses a GradScaler, CUDA only)
+    channels_last: bool = False
+    ema: float = 0.0  # EMA decay of the weights, e.g. 0.999; 0 = off
+    patience: int = 0  # early stopping: epochs without improvement; 0 = off
+    monitor: str = ""  # metric for best.pt / early stop; "" = the task's default
+    time_limit: float = 0.0  # minutes of training; 0 = no limit
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
+    workers: int = -1  # data loader processes; -1 = auto
+    threads: int = 0  # torch intra-op threads on CPU; 0 = torch default
+    seed: int = 0
+    deterministic: bool = False
+    resume: str = ""  # path to weights/last.pt
+    project: str = "runs"
+    name: str = ""  # run name; "" = exp, exp2, ...
+    exist_ok: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    task: str
+    data: Any
+    model: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = ("data", "model", "train")
+
+
+def build(task: str, data_cls: type, model_cls: type, sources: list[dict[str, Any]]) -> Config:
+    """Merge ``sources`` (lowest priority first) onto the defaults of the task's dataclasses."""
+    cfg = Config(task=task, data=data_cls(), model=model_cls(), train=TrainConfig())
+    for src in sources:
+        for section, values in src.items():
+            if section == "task":
+                continue
+            if section not in SECTIONS:
+                raise ConfigError(f"unknown config section '{section}'; valid: {', '.join(SECTIONS)}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section '{section}' must be a mapping, got {values!r}")
+            for key, value in values.items():
+                _set(getattr(cfg, section), section, key, value)
+    return cfg
+
+
+def load(task: str, data_cls: type, model_cls: type, overrides: list[str] | None = None,
+         recipe: str | None = None) -> Config:
+    """Recipe ``configs/<task>.yaml`` < ``cfg=FILE.yaml`` < ``a.b=c`` overrides."""
+    overrides = list(overrides or [])
+    sources: list[dict[str, Any]] = []
+    recipe_path = RECIPES / f"{recipe or task}.yaml"
+    if recipe_path.exists():
+        sources.append(read_yaml(recipe_path))
+    user_file = [o for o in overrides if o.startswith("cfg=")]
+    for item in user_file:
+        sources.append(read_yaml(Path(item.split("=", 1)[1])))
+    sources.append(parse_overrides([o for o in overrides if not o.startswith("cfg=")]))
+    return build(task, data_cls, model_cls, sources)
+
+
+def from_dict(d: dict[str, Any], data_cls: type, model_cls: type) -> Config:
+    return build(d["task"], data_cls, model_cls, [d])
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return content
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["train.lr=0.01", "data=nuclei"]`` -> ``{"train": {"lr": 0.01}, "data": {"source": "nuclei"}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. train.epochs=5)")
+        key, raw = item.split("=", 1)
+        if "." not in key:
+            if key != "data":
+                raise ConfigError(f"override '{item}' needs a section: data.*, model.* or train.*")
+            key = "data.source"
+        section, name = key.split(".", 1)
+        out.setdefault(section, {})[name] = parse_value(raw)
+    return out
+
+
+def parse_value(raw: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _set(obj: Any, section: str, key: str, value: Any) -> None:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    if key not in fields:
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f" Did you mean '{section}.{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown key '{section}.{key}'.{hint} Valid keys: "
+                          + ", ".join(f"{section}.{k}" for k in fields))
+    hint = typing.get_type_hints(type(obj))[key]
+    setattr(obj, key, _coerce(value, hint, f"{section}.{key}"))
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Cast ``value`` to the annotated type; unions keep values any member accepts."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for member in typing.get_args(hint):
+            try:
+                return _coerce(value, member, name)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{name}={value!r} does not fit {hint}")
+    origin = typing.get_origin(hint) or hint
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{name}={value!r} must be true or false")
+    if origin in (int, float):
+        if isinstance(value, bool) or (origin is int and isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{name}={value!r} must be a{'n integer' if origin is int else ' number'}")
+        try:
+            return origin(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={value!r} must be a{'n integer' if origin is int else ' number'}") from None
+    if origin is str:
+        if isinstance(value, (dict, list, bool)) or value is None:
+            raise ConfigError(f"{name}={value!r} must be a string")
+        return str(value)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        args = typing.get_args(hint)
+        return origin(_coerce(v, args[0], name) for v in value) if args else origin(value)
+    if hint is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{name}={value!r} must be null")
+    return value
+
+
+def save(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,126 @@
+"""Augmentation pipelines (the ONLY module that imports albumentations).
+
+Every pipeline maps a sample dict with ``image`` float32 (H, W, C) in [0, 1] to one with
+``image`` float32 Tensor (C, H, W); boxes (N, 4) xyxy pixels and masks (H, W) int move in step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_stats(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """ImageNet mean/std; for one channel the mean of the RGB values (fits a summed-RGB stem)."""
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return (float(np.mean(IMAGENET_MEAN)),) * channels, (float(np.mean(IMAGENET_STD)),) * channels
+
+
+@dataclass
+class Augment:
+    """Train-time augmentation strengths; 0 turns one off. ``translate``/``scale`` are fractions."""
+
+    hflip: float = 0.5
+    vflip: float = 0.0
+    rotate90: float = 0.0
+    translate: float = 0.0
+    scale: float = 0.0
+    rotate: float = 0.0  # degrees
+    color: float = 0.0  # brightness/contrast jitter
+    erase: float = 0.0  # probability of one random erased box (classification)
+
+
+class Pipeline:
+    """Callable wrapper: seedable (``set_seed``) and returning tensors."""
+
+    def __init__(self, compose: A.Compose) -> None:
+        self.compose = compose
+
+    def set_seed(self, seed: int) -> None:
+        self.compose.set_random_seed(seed)
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        targets = {k: v for k, v in sample.items() if k in ("image", "mask", "boxes", "labels")}
+        if "boxes" in targets:
+            targets["bboxes"] = np.asarray(targets.pop("boxes"), dtype=np.float32).reshape(-1, 4)
+            targets["labels"] = np.asarray(targets["labels"], dtype=np.int64)
+        out = self.compose(**targets)
+        result = dict(sample)
+        result["image"] = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
+        if "mask" in out:
+            result["mask"] = torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
+        if "bboxes" in out:
+            result["boxes"] = torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4))
+            result["labels"] = torch.as_tensor(np.asarray(out["labels"], dtype=np.int64))
+        return result
+
+
+def _geometric(aug: Augment, border: int = cv2.BORDER_CONSTANT) -> list[A.BasicTransform]:
+    ops: list[A.BasicTransform] = []
+    if aug.hflip:
+        ops.append(A.HorizontalFlip(p=aug.hflip))
+    if aug.vflip:
+        ops.append(A.VerticalFlip(p=aug.vflip))
+    if aug.rotate90:
+        ops.append(A.RandomRotate90(p=aug.rotate90))
+    if aug.translate or aug.scale or aug.rotate:
+        ops.append(A.Affine(translate_percent=(-aug.translate, aug.translate), scale=(1 - aug.scale, 1 + aug.scale),
+                            rotate=(-aug.rotate, aug.rotate), border_mode=border, fill=0, fill_mask=0, p=1.0))
+    return ops
+
+
+def _photometric(aug: Augment) -> list[A.BasicTransform]:
+    if not aug.color:
+        return []
+    return [A.RandomBrightnessContrast(brightness_limit=aug.color, contrast_limit=aug.color, p=0.8)]
+
+
+def _normalize(mean: Sequence[float] | None, std: Sequence[float] | None) -> list[A.BasicTransform]:
+    return [] if mean is None else [A.Normalize(mean=mean, std=std, max_pixel_value=1.0)]
+
+
+def classification_pipeline(size: int, train: bool, aug: Augment, mean: Sequence[float],
+                            std: Sequence[float], seed: int = 0) -> Pipeline:
+    """Resize to ``size`` (0 = keep), augment when ``train``, normalise."""
+    ops: list[A.BasicTransform] = [A.Resize(size, size)] if size else []
+    if train:
+        ops += _geometric(aug) + _photometric(aug)
+        if aug.erase:
+            ops.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.1, 0.4),
+                                       hole_width_range=(0.1, 0.4), fill=0, p=aug.erase))
+    return Pipeline(A.Compose(ops + _normalize(mean, std), seed=seed))
+
+
+def detection_pipeline(size: int, train: bool, aug: Augment, mean: Sequence[float] | None = None,
+                       std: Sequence[float] | None = None, min_visibility: float = 0.3,
+                       seed: int = 0) -> Pipeline:
+    """Boxes follow the image; boxes left with < ``min_visibility`` of their area are dropped
+    together with their labels. ``size``: longest side (0 = keep). No normalisation by default:
+    torchvision detectors normalise inside the model."""
+    ops: list[A.BasicTransform] = [A.LongestMaxSize(size)] if size else []
+    if train:
+        ops += _geometric(aug) + _photometric(aug)
+    params = A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=min_visibility,
+                          clip=True, filter_invalid_bboxes=True)
+    return Pipeline(A.Compose(ops + _normalize(mean, std), bbox_params=params, seed=seed))
+
+
+def segmentation_pipeline(crop: int, train: bool, aug: Augment, mean: Sequence[float],
+                          std: Sequence[float], ignore_index: int = 255, seed: int = 0) -> Pipeline:
+    """Masks move with the image (nearest-neighbour). Train: random ``crop`` (padded with
+    ``ignore_index`` where the image is smaller); eval: the full image, untouched in size."""
+    ops: list[A.BasicTransform] = []
+    if train:
+        ops += _geometric(aug) + _photometric(aug)
+        if crop:
+            ops += [A.PadIfNeeded(crop, crop, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ignore_index),
+                    A.RandomCrop(crop, crop)]
+    return Pipeline(A.Compose(ops + _normalize(mean, std), seed=seed))
