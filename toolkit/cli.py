@@ -63,8 +63,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = []
-    for result in predictor.stream(sources, **options):
+    records, failures = [], []
+
+    def report(error: ToolkitError) -> None:
+        failures.append(error)
+        print(f"skipped: {one_line(error)}", file=sys.stderr)
+
+    for result in predictor.stream(sources, on_error=report, **options):
         record = result.to_dict()
         record["files"] = [str(p) for p in result.save(out_dir)]
         records.append(record)
@@ -72,6 +77,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     (out_dir / "predictions.json").write_text(json.dumps(records, indent=2))
     _write_csv(records, out_dir / "predictions.csv")
     print(f"{len(records)} predictions -> {out_dir / 'predictions.json'}, {out_dir / 'predictions.csv'}")
+    if failures:
+        print(f"error: {len(failures)} input(s) could not be read (listed above)", file=sys.stderr)
+        return 2
     return 0
 
 

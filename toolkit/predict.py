@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from toolkit import config as config_mod
-from toolkit.data.image_io import IMAGE_SUFFIXES
+from toolkit.data.image_io import IMAGE_SUFFIXES, to_float
 from toolkit.engine import checkpoint
 from toolkit.engine.distributed import pick_device
-from toolkit.errors import DataError
+from toolkit.errors import DataError, ToolkitError
 from toolkit.tasks import task_class
 
 
@@ -45,10 +45,12 @@ class Predictor:
             results += self.task.predict(self.model, samples[start:start + batch_size], **options)
         return results
 
-    def stream(self, inputs: Any, batch_size: int = 8, **options: Any) -> Iterator[Any]:
-        """Like ``predict`` but reads and yields one batch at a time (for large folders)."""
+    def stream(self, inputs: Any, batch_size: int = 8, on_error: Callable[[ToolkitError], None] | None = None,
+               **options: Any) -> Iterator[Any]:
+        """Like ``predict`` but reads and yields one batch at a time (for large folders).
+        With ``on_error``, unreadable inputs are reported to it and skipped instead of raising."""
         batch: list[dict[str, Any]] = []
-        for sample in self._samples(inputs):
+        for sample in self._samples(inputs, on_error):
             batch.append(sample)
             if len(batch) == batch_size:
                 yield from self.task.predict(self.model, batch, **options)
@@ -56,14 +58,20 @@ class Predictor:
         if batch:
             yield from self.task.predict(self.model, batch, **options)
 
-    def _samples(self, inputs: Any) -> Iterator[dict[str, Any]]:
+    def _samples(self, inputs: Any, on_error: Callable[[ToolkitError], None] | None = None
+                 ) -> Iterator[dict[str, Any]]:
         items: Iterable[Any] = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         for item in items:
             if isinstance(item, np.ndarray):
-                yield self.task.read_array(item) if hasattr(self.task, "read_array") else {"image": item, "source": "array"}
-            else:
-                for path in expand(Path(item), getattr(self.task, "input_suffixes", IMAGE_SUFFIXES)):
+                yield {"image": to_float(item if item.ndim == 3 else item[:, :, None]), "source": "array"}
+                continue
+            for path in expand(Path(item), getattr(self.task, "input_suffixes", IMAGE_SUFFIXES)):
+                try:
                     yield self.task.read_input(path)
+                except ToolkitError as e:
+                    if on_error is None:
+                        raise
+                    on_error(e)
 
 
 def expand(path: Path, suffixes: tuple[str, ...]) -> list[Path]:

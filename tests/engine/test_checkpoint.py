@@ -1,0 +1,54 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from toolkit.engine import checkpoint
+from toolkit.errors import CheckpointError
+
+
+class Evil:
+    def __reduce__(self):  # runs a command when unpickled unsafely
+        return (os.system, ("echo pwned",))
+
+
+def test_atomic_save_and_safe_load(tmp_path: Path) -> None:
+    state = {"format_version": 1, "model": {"w": torch.ones(2)}, "config": {}, "classes": ["a", "b"]}
+    checkpoint.save(state, tmp_path / "w" / "last.pt")
+    assert [p.name for p in (tmp_path / "w").iterdir()] == ["last.pt"]  # no temp file left
+    assert torch.equal(checkpoint.load(tmp_path / "w" / "last.pt")["model"]["w"], torch.ones(2))
+
+
+def test_pickled_object_is_refused(tmp_path: Path) -> None:
+    torch.save({"format_version": 1, "model": {}, "config": {}, "classes": [], "evil": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refused for safety"):
+        checkpoint.load(tmp_path / "evil.pt")
+
+
+def test_truncated_missing_and_foreign_files(tmp_path: Path) -> None:
+    checkpoint.save({"format_version": 1, "model": {"w": torch.ones(1000)}, "config": {}, "classes": []}, tmp_path / "ok.pt")
+    data = (tmp_path / "ok.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        checkpoint.load(tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        checkpoint.load(tmp_path / "nope.pt")
+    torch.save({"w": torch.ones(1)}, tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match="not a toolkit checkpoint"):
+        checkpoint.load(tmp_path / "plain.pt")
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "last.pt"
+    checkpoint.save({"format_version": 1, "model": {"v": torch.tensor(1)}, "config": {}, "classes": []}, target)
+
+    def killed(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save({"format_version": 1, "model": {"v": torch.tensor(2)}}, target)
+    monkeypatch.undo()
+    assert checkpoint.load(target)["model"]["v"].item() == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

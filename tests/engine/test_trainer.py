@@ -1,0 +1,75 @@
+"""The loop on real digits: resume exactness, NaN guard, accumulation, EMA, early stopping."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from toolkit.engine import checkpoint
+from toolkit.engine.callbacks import Callback, Checkpointer, ResultsLogger
+from toolkit.engine.run import resolve_config
+from toolkit.engine.trainer import Trainer
+from toolkit.errors import TrainingError
+from toolkit.tasks.classify import ClassifyTask
+
+BASE = ["data=digits", "model.backbone=simple_cnn", "train.progress=false", "train.batch_size=64",
+        "train.lr=0.003"]
+
+
+def fit(tmp_path: Path, *overrides: str, task_cls: type = ClassifyTask, callbacks: list | None = None) -> dict:
+    cfg = resolve_config("classify", BASE + [f"train.project={tmp_path}", *overrides])
+    return Trainer(cfg, task_cls(cfg), callbacks).fit()
+
+
+class KillAfterFirstEpoch(Callback):
+    def on_epoch_end(self, trainer, row):
+        raise KeyboardInterrupt  # as if the run were killed right after epoch 1 was saved
+
+
+def test_resume_gives_the_same_final_metrics(tmp_path: Path) -> None:
+    straight = fit(tmp_path, "train.epochs=3", "train.name=a")
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path, "train.epochs=3", "train.name=b",
+            callbacks=[Checkpointer(), ResultsLogger(), KillAfterFirstEpoch()])
+    ckpt = tmp_path / "classify" / "b" / "weights" / "last.pt"
+    assert checkpoint.load(ckpt)["epoch"] == 1
+    resumed = fit(tmp_path, f"train.resume={ckpt}", "train.epochs=3")
+    assert resumed["accuracy"] == straight["accuracy"]
+    assert resumed["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-6)
+    rows = (tmp_path / "classify" / "b" / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 4  # header + epochs 1..3 in the resumed run's own directory
+    with pytest.raises(Exception, match="raise train.epochs"):
+        fit(tmp_path, f"train.resume={ckpt.parent / 'last.pt'}", "train.epochs=3")
+
+
+class NanAfterFirstEpoch(ClassifyTask):
+    steps = 0
+
+    def train_step(self, model, batch):
+        out = super().train_step(model, batch)
+        NanAfterFirstEpoch.steps += 1
+        if NanAfterFirstEpoch.steps > 25:  # digits: 20 steps per epoch
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="loss became nan at epoch 2"):
+        fit(tmp_path, "train.epochs=3", task_cls=NanAfterFirstEpoch)
+    last = checkpoint.load(tmp_path / "classify" / "exp" / "weights" / "last.pt")
+    assert last["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+
+
+def test_accumulation_ema_clip_and_early_stop(tmp_path: Path) -> None:
+    metrics = fit(tmp_path, "train.epochs=6", "train.grad_accum=2", "train.ema=0.9", "train.clip_grad=1.0",
+                  "train.patience=1", "train.monitor=val_loss", "train.optimizer=sgd", "train.lr=0.05")
+    assert metrics["accuracy"] > 0.5
+    ckpt = checkpoint.load(tmp_path / "classify" / "exp" / "weights" / "last.pt")
+    assert ckpt["ema"] is not None and ckpt["best"]["metric"] == "val_loss"
+    assert ckpt["scheduler"]["last_epoch"] == ckpt["epoch"] * 10  # 20 batches / accumulation 2
+
+
+def test_digits_recipe_reaches_97_percent(tmp_path: Path) -> None:
+    cfg = resolve_config("classify", ["data=digits", f"train.project={tmp_path}", "train.progress=false"])
+    metrics = Trainer(cfg, ClassifyTask(cfg)).fit()
+    assert metrics["split"] == "test" and metrics["accuracy"] >= 0.97
