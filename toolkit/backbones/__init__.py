@@ -9,6 +9,7 @@ from toolkit.backbones.torchvision import STAGES, create_torchvision_backbone
 from toolkit.registry import BACKBONES
 
 BACKBONES.register("simple_cnn", create_simple_cnn)
+BACKBONES.register("simple_cnn_x2", partial(create_simple_cnn, convs=2))
 for _name in STAGES:
     BACKBONES.register(_name, partial(create_torchvision_backbone, _name))
 

@@ -46,12 +46,13 @@ class ClassificationDataset(Dataset):
         return self.transform(sample) if self.transform else sample
 
 
-def load_splits(source: str, channels: int, val_split: float, seed: int,
-                reader: Reader | None = None) -> tuple[dict[str, ClassificationDataset], list[str]]:
+def load_splits(source: str, channels: int, val_split: float, seed: int, reader: Reader | None = None,
+                limit: int = 0) -> tuple[dict[str, ClassificationDataset], list[str]]:
     """Datasets (without transforms) for train/val[/test] and the class names.
 
     ``channels``: 0 = decide from the first training image (1 for gray, 3 for colour).
-    Without a val split, ``val_split`` of train is held out (stratified, seeded).
+    Without a val split, ``val_split`` of train is held out (stratified, seeded); ``limit`` > 0
+    keeps a stratified subset of that many training samples.
     """
     if source in DATASETS:
         arrays = builtin.load_arrays(builtin.prepare(source))
@@ -68,6 +69,8 @@ def load_splits(source: str, channels: int, val_split: float, seed: int,
                             "an ImageFolder root (with train/CLASS/*.png) nor a CSV (path,label)")
     if "val" not in raw:
         raw["train"], raw["val"] = _split(*raw["train"], val_split, seed)
+    if 0 < limit < len(raw["train"][1]):
+        _, raw["train"] = _split(*raw["train"], limit / len(raw["train"][1]), seed)
     first = raw["train"][0][0]
     if channels == 0:
         channels = _channels_of(first, reader)

@@ -61,6 +61,7 @@ class Trainer:
         t = self.t
         if t.threads:
             torch.set_num_threads(t.threads)
+        torch.set_flush_denormal(True)  # denormal floats can slow CPU kernels by 10x or more
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(t.seed)

@@ -31,6 +31,7 @@ class ClassifyData(Augment):
     img_size: int = 0  # square resize in pixels; 0 = native size
     channels: int = 0  # 1 | 3; 0 = from the first image
     val_split: float = 0.1  # held out of train when the dataset has no val split
+    limit: int = 0  # use a stratified, seeded subset of this many training images; 0 = all
     balance: str = "none"  # none | weights (loss) | sampler (WeightedRandomSampler)
     mean: list[float] = field(default_factory=list)  # [] = ImageNet statistics
     std: list[float] = field(default_factory=list)
@@ -78,7 +79,7 @@ class ClassifyTask:
         d, seed = self.cfg.data, self.cfg.train.seed
         if d.balance not in ("none", "weights", "sampler"):
             raise ConfigError(f"data.balance={d.balance!r} is unknown; valid: none, weights, sampler")
-        datasets, classes = load_splits(d.source, d.channels, d.val_split, seed)
+        datasets, classes = load_splits(d.source, d.channels, d.val_split, seed, limit=d.limit)
         self.classes = classes
         self.channels = d.channels = datasets["train"].channels  # resolved into the saved config
         for split, ds in datasets.items():
