@@ -37,3 +37,13 @@ def write_imagefolder(root: Path, arrays: dict[str, np.ndarray], classes: tuple[
 @pytest.fixture()
 def imagefolder(tmp_path: Path, digits_arrays: dict[str, np.ndarray]) -> Path:
     return write_imagefolder(tmp_path / "digits3", digits_arrays)
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory) -> Path:
+    """A small classifier trained for 2 epochs on real digits through the toolkit's own API."""
+    from toolkit import train
+
+    project = tmp_path_factory.mktemp("digits_run")
+    train("classify", ["data=digits", "train.epochs=2", "train.progress=false", f"train.project={project}"])
+    return project / "classify" / "exp" / "weights" / "best.pt"

@@ -99,6 +99,15 @@ def _write_csv(records: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(records)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from toolkit.export import export_onnx
+
+    path, error = export_onnx(args.checkpoint, args.out, args.size, args.opset)
+    print(f"wrote {path} (max |onnx - torch| = {error:.2e}); "
+          f"use it with toolkit.export.load_onnx_predictor('{path}')")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from toolkit.data import builtin
 
@@ -150,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/predict", help="output folder")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export to ONNX with a parity check: toolkit export CKPT")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", help="output .onnx path (default: next to the checkpoint)")
+    p.add_argument("--size", type=int, default=0, help="example input side in pixels")
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("data", help="built-in datasets: toolkit data prepare NAME | list")
     p.add_argument("action", choices=["prepare", "list"])

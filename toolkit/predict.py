@@ -28,7 +28,7 @@ class Predictor:
         cfg = config_mod.from_dict(ckpt["config"], task_cls.DataConfig, task_cls.ModelConfig)
         task = task_cls(cfg)
         model = task.build_model(ckpt["classes"], pretrained=False)
-        model.load_state_dict(ckpt["ema"] or ckpt["model"])
+        checkpoint.load_model_state(model, ckpt, path)
         model.to(pick_device(device)).eval()
         return cls(task, model, list(ckpt["classes"]), str(path))
 
@@ -65,13 +65,18 @@ class Predictor:
             if isinstance(item, np.ndarray):
                 yield {"image": to_float(item if item.ndim == 3 else item[:, :, None]), "source": "array"}
                 continue
-            for path in expand(Path(item), getattr(self.task, "input_suffixes", IMAGE_SUFFIXES)):
+            for path in self._expand(Path(item)):
                 try:
                     yield self.task.read_input(path)
                 except ToolkitError as e:
                     if on_error is None:
                         raise
                     on_error(e)
+
+    def _expand(self, path: Path) -> list[Path]:
+        """The task's ``expand_input(path)`` if it has one (e.g. a DICOM folder is one scan), else ``expand``."""
+        hook = getattr(self.task, "expand_input", None)
+        return hook(path) if hook else expand(path, getattr(self.task, "input_suffixes", IMAGE_SUFFIXES))
 
 
 def expand(path: Path, suffixes: tuple[str, ...]) -> list[Path]:

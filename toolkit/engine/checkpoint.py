@@ -74,3 +74,13 @@ def _safe_load(path: Path) -> Any:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is corrupt or truncated ({type(e).__name__}); "
                               "use another checkpoint, e.g. weights/best.pt") from None
+
+
+def load_model_state(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Load a checkpoint's weights (EMA ones when present) into the model it describes."""
+    try:
+        model.load_state_dict(ckpt.get("ema") or ckpt["model"])
+    except RuntimeError as e:
+        detail = str(e).splitlines()[1].strip()[:200] if "\n" in str(e) else str(e)[:200]
+        raise CheckpointError(f"{path} does not fit the model its config describes (written by toolkit "
+                              f"{ckpt.get('toolkit_version', '?')}): {detail}") from None

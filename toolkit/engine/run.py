@@ -53,7 +53,7 @@ def validate(ckpt_path: str | Path, overrides: list[str] | None = None, split: s
         raise config_mod.ConfigError(f"the dataset has no '{split}' split")
     dev = pick_device(device)
     model = task.build_model(ckpt["classes"], pretrained=False)
-    model.load_state_dict(ckpt["ema"] or ckpt["model"])
+    checkpoint.load_model_state(model, ckpt, ckpt_path)
     model.to(dev).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, collate_fn=data.collate)
     metrics = evaluate(task, model, loader, dev)

@@ -131,7 +131,7 @@ class Trainer:
 
     def _resume(self, path: Path) -> None:
         ckpt = checkpoint.load(path)
-        self.model.load_state_dict(ckpt["model"])
+        checkpoint.load_model_state(self.model, {**ckpt, "ema": None}, path)
         if self.ema and ckpt.get("ema"):
             self.ema.module.load_state_dict(ckpt["ema"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -228,7 +228,7 @@ class Trainer:
             model = self.eval_model()
             if best.is_file():
                 ckpt = checkpoint.load(best)
-                model.load_state_dict(ckpt["ema"] or ckpt["model"])
+                checkpoint.load_model_state(model, ckpt, best)
             split, loader = ("test", self.test_loader) if self.test_loader else ("val", self.val_loader)
             metrics = self.evaluate(loader, model)
             plots = self.task.plots(self.run_dir, split)
