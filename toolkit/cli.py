@@ -15,6 +15,8 @@ EXAMPLES = """examples:
   toolkit val runs/classify/exp/weights/best.pt
   toolkit predict runs/classify/exp/weights/best.pt images/ top_k=3
   toolkit data prepare fashion-mnist
+  toolkit data check path/to/detection_dataset              # every bad box/label, with file and line
+  toolkit data convert path/to/yolo_dataset --to coco --out path/to/coco_dataset
   toolkit weights fetch mobilenet_v2
   torchrun --nproc_per_node=2 -m toolkit train classify    # DDP
 """
@@ -63,7 +65,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records, failures = [], []
+    records, failures, coco_results = [], [], []
 
     def report(error: ToolkitError) -> None:
         failures.append(error)
@@ -72,9 +74,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for result in predictor.stream(sources, on_error=report, **options):
         record = result.to_dict()
         record["files"] = [str(p) for p in result.save(out_dir)]
+        if hasattr(result, "to_coco"):  # detections: also a COCO results file, image_id = input order
+            record["image_id"] = len(records)
+            coco_results += result.to_coco(len(records))
         records.append(record)
         print(_summary_line(record))
     (out_dir / "predictions.json").write_text(json.dumps(records, indent=2))
+    if coco_results or any("image_id" in r for r in records):
+        (out_dir / "coco_results.json").write_text(json.dumps(coco_results))
+        print(f"COCO results (image_id = input order) -> {out_dir / 'coco_results.json'}")
     _write_csv(records, out_dir / "predictions.csv")
     print(f"{len(records)} predictions -> {out_dir / 'predictions.json'}, {out_dir / 'predictions.csv'}")
     if failures:
@@ -111,20 +119,42 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from toolkit.data import builtin
 
-    if args.action == "prepare":
-        import toolkit.data.datasets  # noqa: F401  (registers every built-in dataset)
+    if args.action in ("check", "convert"):
+        return _data_check_or_convert(args)
+    import toolkit.data.datasets  # noqa: F401  (registers every built-in dataset)
 
+    if args.action == "prepare":
+        if not args.names:
+            raise ToolkitError("name the datasets to prepare; `toolkit data list` shows them")
         for name in args.names:
             print(f"{name}: {builtin.prepare(name)}")
         return 0
-    if args.action == "list":
-        import toolkit.data.datasets  # noqa: F401
-        from toolkit.registry import DATASETS
+    from toolkit.registry import DATASETS
 
-        for name in DATASETS.names():
-            print(f"{name:16} {builtin.data_dir(name)}")
+    for name in DATASETS.names():
+        print(f"{name:16} {builtin.data_dir(name)}")
+    return 0
+
+
+def _data_check_or_convert(args: argparse.Namespace) -> int:
+    """``check PATH``: list every problem of a detection dataset; ``convert SRC --to FMT [--out DST]``."""
+    from toolkit.data import detection_check
+
+    if len(args.names) != 1:
+        raise ToolkitError(f"`toolkit data {args.action}` takes one dataset path")
+    src = Path(args.names[0])
+    if args.action == "convert":
+        if not args.to:
+            raise ToolkitError("say the target format: --to coco|yolo|voc")
+        dst = Path(args.out) if args.out else src.with_name(f"{src.name}-{args.to}")
+        print(f"wrote {detection_check.convert(src, args.to, dst)}")
         return 0
-    raise ToolkitError(f"unknown data action {args.action!r}")
+    problems = detection_check.check(src)
+    for problem in problems:
+        print(problem)
+    fmt = detection_check.detect_format(src) if src.exists() else "?"
+    print(f"{src} ({fmt}): {len(problems)} problem(s)" if problems else f"{src} ({fmt}): no problems found")
+    return 2 if problems else 0
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -167,9 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("data", help="built-in datasets: toolkit data prepare NAME | list")
-    p.add_argument("action", choices=["prepare", "list"])
-    p.add_argument("names", nargs="*")
+    p = sub.add_parser("data", help="datasets: toolkit data prepare NAME | list | check PATH | "
+                                    "convert SRC --to coco|yolo|voc")
+    p.add_argument("action", choices=["prepare", "list", "check", "convert"])
+    p.add_argument("names", nargs="*", help="built-in dataset names, or one dataset path")
+    p.add_argument("--to", choices=["coco", "yolo", "voc"], help="convert: target format")
+    p.add_argument("--out", help="convert: output folder (default: SRC-<format> beside SRC)")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("weights", help="pretrained weights: toolkit weights fetch NAME")

@@ -33,10 +33,15 @@ def plot_results(csv_path: Path, out: Path) -> Path:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         if name == "lr":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    for ax in list(axes.flat)[len(columns):]:
+    return save_figure(fig, out, unused=list(axes.flat)[len(columns):])
+
+
+def save_figure(fig: "plt.Figure", out: Path, unused: Sequence["plt.Axes"] = (), dpi: int = 110) -> Path:
+    """Blank the ``unused`` axes of a grid, lay out, write ``out`` (PNG) and free the figure."""
+    for ax in unused:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -61,7 +66,4 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], out: Path,
                         color="white" if shown[i, j] > 0.5 * shown.max() else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title("confusion matrix" + (" (row-normalised)" if normalize else ""))
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

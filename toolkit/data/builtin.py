@@ -13,16 +13,13 @@ from typing import Callable
 
 import numpy as np
 
+from toolkit.cache import cache_dir, sources_dir
 from toolkit.errors import DataError
 from toolkit.registry import DATASETS
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot"]
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TOOLKIT_CACHE", Path.home() / ".cache" / "toolkit"))
 
 
 def data_dir(name: str) -> Path:
@@ -99,7 +96,7 @@ def _read_idx(path: Path) -> np.ndarray:
 def _download_fashion_mnist() -> Path:
     from torchvision.datasets import FashionMNIST
 
-    root = cache_dir() / "sources"
+    root = sources_dir()
     try:
         FashionMNIST(str(root), train=True, download=True)
         FashionMNIST(str(root), train=False, download=True)

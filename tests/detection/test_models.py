@@ -1,0 +1,44 @@
+"""Every detector builds, trains one step and predicts (CPU, 64 px) on backbones of each kind;
+``test_backbone_sweep.py`` runs every registered backbone."""
+from __future__ import annotations
+
+import pytest
+
+import toolkit.backbones  # noqa: F401  (registers the backbones)
+from toolkit.errors import ConfigError
+from toolkit.heads.detection import ARCHS, build_detector
+
+SIZE = 64
+FEW = ("resnet18", "mobilenet_v3_large", "simple_cnn")  # stride 2-32 torchvision, and stride 2-8 only
+PAIRS = [(a, b) for a in ARCHS for b in FEW]
+
+
+@pytest.mark.parametrize("arch, backbone", PAIRS)
+def test_train_step_and_predict(train_and_predict, arch: str, backbone: str) -> None:
+    train_and_predict(arch, backbone, SIZE)
+
+
+def test_nothing_is_frozen_by_default_and_trainable_stages_freezes_bn() -> None:
+    model = build_detector("fasterrcnn", "resnet18", 1, min_size=SIZE, max_size=SIZE)
+    assert all(p.requires_grad for p in model.parameters())
+    assert not any("Frozen" in type(m).__name__ for m in model.modules())
+    model = build_detector("fasterrcnn", "resnet18", 1, trainable_stages=2, min_size=SIZE, max_size=SIZE)
+    body = model.model.backbone.body
+    model.train()
+    assert not body.body.conv1.weight.requires_grad and not body.body.bn1.training
+    assert body.body.get_submodule("layer4.0.conv1").weight.requires_grad
+    assert body.body.get_submodule("layer4.0.bn1").training
+
+
+def test_fpn_taps_stride_8_and_16_on_mobilenet() -> None:
+    model = build_detector("retinanet", "mobilenet_v2", 1, min_size=SIZE, max_size=SIZE)
+    assert model.model.backbone.strides == [8, 16, 32, 64, 128]
+    model = build_detector("fasterrcnn", "mobilenet_v3_large", 1, min_size=SIZE, max_size=SIZE)
+    assert model.model.backbone.strides == [4, 8, 16, 32, 64]
+
+
+def test_coco_weights_only_for_known_pairs() -> None:
+    with pytest.raises(ConfigError, match="valid pairs: fasterrcnn\\+resnet50"):
+        build_detector("ssdlite", "mobilenet_v2", 1, weights="coco")
+    with pytest.raises(ConfigError, match="unknown detector 'yolo'"):
+        build_detector("yolo", "resnet18", 1)

@@ -1,0 +1,117 @@
+"""The detection task: built-in nuclei data, negatives, tiled prediction, results and plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from toolkit.config import build
+from toolkit.data.detection_check import check
+from toolkit.data.detection_dataset import collate
+from toolkit.data.nuclei import prepare_nuclei
+from toolkit.tasks.detect import DetectData, DetectModel, DetectTask, tile_windows
+
+
+def _task(**data: object) -> DetectTask:
+    model = {"arch": "fcos", "backbone": "simple_cnn"}
+    return DetectTask(build("detect", DetectData, DetectModel, [{"data": {"img_size": 64, **data}, "model": model}]))
+
+
+def test_nuclei_prepare_is_idempotent_with_a_spatial_split(tmp_path: Path) -> None:
+    root = prepare_nuclei(tmp_path / "nuclei")
+    info = json.loads((root / "info.json").read_text())
+    assert info["val"] == {"images": 4, "boxes": 32} and info["train"]["images"] == 35
+    assert check(root / "coco") == []
+    mask = np.asarray(Image.open(next((root / "masks" / "val" / "masks").glob("*.png"))))
+    assert set(np.unique(mask)) == {0, 1}
+    stamp = (root / "coco" / "val" / "annotations.json").stat().st_mtime_ns
+    prepare_nuclei(root)
+    assert (root / "coco" / "val" / "annotations.json").stat().st_mtime_ns == stamp
+
+
+def test_builtin_nuclei_sets_prediction_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLKIT_DATA", str(tmp_path))
+    task = _task(source="nuclei")
+    bundle = task.build_data()
+    assert bundle.classes == ["nucleus"] and len(bundle.val) == 4
+    assert task.cfg.data.predict_tile == 128
+    assert sum(len(bundle.val[i]["boxes"]) for i in range(4)) == 32
+
+
+@pytest.mark.parametrize("arch", ["fasterrcnn", "retinanet", "fcos", "ssdlite"])
+def test_negatives_only_batch_trains(coco_dataset: Path, arch: str) -> None:
+    task = _task(source=str(coco_dataset))
+    task.cfg.model.arch = arch
+    bundle = task.build_data()
+    negative = next(s for s in (bundle.train[i] for i in range(len(bundle.train))) if len(s["boxes"]) == 0)
+    assert negative["boxes"].shape == (0, 4) and negative["labels"].shape == (0,)
+    model = task.build_model(bundle.classes)
+    model.train()
+    loss = task.train_step(model, collate([negative, negative]))["loss"]
+    assert torch.isfinite(loss)
+    loss.backward()
+
+
+class _CenterBox(nn.Module):
+    """Stand-in detector: one box over the middle fifth of every input, score 0.9, class 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict]:
+        out = []
+        for im in images:
+            h, w = im.shape[1:]
+            out.append({"boxes": torch.tensor([[0.4 * w, 0.4 * h, 0.6 * w, 0.6 * h]]),
+                        "scores": torch.tensor([0.9]), "labels": torch.tensor([1])})
+        return out
+
+
+def test_tile_windows_cover_the_image_with_overlap() -> None:
+    windows = tile_windows(300, 200, 128)
+    covered = np.zeros((300, 200), bool)
+    for y, x, h, w in windows:
+        assert (h, w) == (128, 128) and y + h <= 300 and x + w <= 200
+        covered[y:y + h, x:x + w] = True
+    assert covered.all()
+    assert tile_windows(100, 60, 128) == [(0, 0, 100, 60)]
+
+
+def test_large_images_are_predicted_in_tiles_in_original_pixels(tmp_path: Path) -> None:
+    task = _task(predict_tile=100)
+    task.classes = ["a", "b"]
+    image = np.zeros((250, 400, 3), np.float32)
+    (res,) = task.predict(_CenterBox(), [{"image": image, "source": "big.png"}], conf=0.5, iou=0.5)
+    windows = tile_windows(250, 400, 100)
+    assert len(res.boxes) == len(windows)  # one box per tile, none touches a tile edge
+    for (y, x, h, w), box in zip(sorted(windows), sorted(res.boxes.tolist(), key=lambda b: (b[1], b[0]))):
+        assert np.allclose(box, [x + 0.4 * w, y + 0.4 * h, x + 0.6 * w, y + 0.6 * h], atol=0.5)
+    assert set(res.labels.tolist()) == {1}
+    whole = _task().predict(_CenterBox(), [{"image": image, "source": "big.png"}])[0]
+    assert np.allclose(whole.boxes, [[160, 100, 240, 150]], atol=0.5)  # resized to 64 px and back
+    d = res.to_dict()
+    assert json.loads(json.dumps(d))["width"] == 400 and d["detections"][0]["class"] == "b"
+    assert d["count"] == len(windows)
+    coco = res.to_coco(image_id=7)
+    assert coco[0]["category_id"] == 2 and coco[0]["image_id"] == 7 and len(coco[0]["bbox"]) == 4
+    (png,) = res.save(tmp_path)
+    assert png.name == "big_pred.png" and Image.open(png).size[0] > 0
+
+
+def test_conf_filters_and_plots_are_written(coco_dataset: Path, tmp_path: Path) -> None:
+    task = _task(source=str(coco_dataset))
+    bundle = task.build_data()
+    assert task.predict(_CenterBox(), [{"image": np.zeros((64, 64, 3), np.float32)}], conf=0.95)[0].boxes.shape == (0, 4)
+    task.reset()
+    task.eval_step(_CenterBox(), collate([bundle.val[i] for i in range(len(bundle.val))]))
+    metrics = task.compute()
+    assert 0 <= metrics["map50_95"] <= 1 and "ap/cell" in metrics and "mAP@[.5:.95]" in task.report(metrics)
+    paths = task.plots(tmp_path, "val")
+    assert [p.name for p in paths] == ["val_pr_curve.png", "val_predictions.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)

@@ -1,0 +1,88 @@
+"""Detection datasets as a whole: detect the format of a path, load, check and convert.
+
+``load(path)`` -> ``{split: DetectionData}`` (raises DataError on the first problem),
+``check(path)`` -> every Problem with file and line/entry, ``convert(src, to, dst)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.data.formats.coco import find_coco, read_coco, write_coco
+from toolkit.data.formats.detection import DetectionData, Problem, raise_problems
+from toolkit.data.formats.voc import is_voc, read_voc, write_voc
+from toolkit.data.formats.yolo import find_yolo, read_yolo, write_yolo
+from toolkit.errors import DataError
+
+FORMATS = ("coco", "yolo", "voc")
+
+
+def detect_format(path: Path) -> str:
+    """'coco' | 'yolo' | 'voc' for a dataset path, else a DataError describing the layouts."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"dataset path {path} does not exist")
+    if find_coco(path):
+        return "coco"
+    if find_yolo(path):
+        return "yolo"
+    if is_voc(path):
+        return "voc"
+    raise DataError(f"{path} is not a detection dataset: expected COCO (<split>/annotations.json), "
+                    "YOLO (data.yaml with names + images/ + labels/) or VOC (Annotations/*.xml)")
+
+
+def read(path: Path) -> tuple[dict[str, DetectionData], list[Problem]]:
+    """All splits and all problems of a dataset in any supported format."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "yolo":
+        splits, problems = read_yolo(find_yolo(path))
+    elif fmt == "voc":
+        splits, problems = read_voc(path)
+    else:
+        splits, problems = {}, []
+        for split, json_path in find_coco(path).items():
+            splits[split], found = read_coco(json_path)
+            problems += found
+        problems += _class_mismatch(splits, path)
+    return splits, problems
+
+
+def _class_mismatch(splits: dict[str, DetectionData], path: Path) -> list[Problem]:
+    names = {s: d.classes for s, d in splits.items()}
+    first = next(iter(names.values()), [])
+    return [Problem(path / s, "categories", f"classes {c} differ from {first}")
+            for s, c in names.items() if c != first]
+
+
+def load(path: Path) -> dict[str, DetectionData]:
+    """``{split: DetectionData}``; a DataError names the first problem (file and entry/line)."""
+    splits, problems = read(path)
+    raise_problems(problems, Path(path))
+    if "train" not in splits and "val" not in splits:
+        raise DataError(f"{path} has no train or val split")
+    return splits
+
+
+def check(path: Path) -> list[Problem]:
+    """Every problem of the dataset at ``path`` (missing images, bad boxes, unknown classes, ...)."""
+    try:
+        return read(path)[1]
+    except DataError as e:
+        return [Problem(Path(path), "", str(e))]
+
+
+def convert(src: Path, to: str, dst: Path) -> Path:
+    """Convert the dataset at ``src`` to ``to`` ('coco' | 'yolo' | 'voc') under ``dst``."""
+    if to not in FORMATS:
+        raise DataError(f"unknown format '{to}'; choose one of {', '.join(FORMATS)}")
+    splits = load(src)
+    names = [r.path.name for d in splits.values() for r in d.records]
+    if to == "voc" and len(set(names)) != len(names):
+        raise DataError(f"{src}: image file names repeat across splits; VOC keeps all images in one folder")
+    dst = Path(dst)
+    if to == "coco":
+        for split, data in splits.items():
+            write_coco(data, dst / split)
+        return dst
+    return write_yolo(splits, dst).parent if to == "yolo" else write_voc(splits, dst)

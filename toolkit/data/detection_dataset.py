@@ -1,0 +1,43 @@
+"""A torch Dataset over a ``DetectionData`` split, with a ``detection_pipeline`` transform."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from toolkit.data.formats.detection import DetectionData
+from toolkit.data.image_io import read_image
+
+
+class DetectionDataset(Dataset):
+    """Item: ``{"image": (3, H, W) float, "boxes": (N, 4) xyxy pixels float, "labels": (N,) int64,
+    "index": int}`` after ``transform``; N may be 0 (a negative image)."""
+
+    def __init__(self, data: DetectionData, transform: Callable[[dict[str, Any]], dict[str, Any]],
+                 channels: int = 3) -> None:
+        self.data = data
+        self.classes = data.classes
+        self.transform = transform
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.data.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rec = self.data.records[index]
+        sample = {"image": read_image(rec.path, self.channels), "boxes": rec.boxes, "labels": rec.labels}
+        out = self.transform(sample)
+        out["index"] = index
+        return out
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Detection batch: images of any size stay a list. ``{"images": [(3, H, W)], "targets":
+    [{"boxes": (N, 4), "labels": (N,)}], "index": (B,)}``."""
+    return {
+        "images": [s["image"] for s in samples],
+        "targets": [{"boxes": torch.as_tensor(s["boxes"], dtype=torch.float32).reshape(-1, 4),
+                     "labels": torch.as_tensor(s["labels"], dtype=torch.int64).reshape(-1)} for s in samples],
+        "index": torch.tensor([s.get("index", -1) for s in samples]),
+    }

@@ -1,0 +1,1 @@
+"""Dataset format readers and writers (one module per format)."""

@@ -1,0 +1,95 @@
+"""The in-memory description every detection format reads into and writes from.
+
+Boxes are ``(N, 4)`` float32 ``x1, y1, x2, y2`` in pixels of the original image (x2/y2 exclusive,
+so a box covering pixel columns 0..9 is ``0, 10``); labels are ``(N,)`` int64 indices into
+``classes``. Readers collect every ``Problem``; ``raise_problems`` turns them into one DataError.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from toolkit.errors import DataError
+
+SPLITS = ("train", "val", "test")
+EDGE_SLACK = 1.0  # pixels a box may overshoot the image border before it counts as outside
+
+
+@dataclass
+class Problem:
+    """One defect of a dataset: the file, where in it (line / entry), and what is wrong."""
+
+    file: Path
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"
+
+
+@dataclass
+class ImageRecord:
+    """One image and its boxes (xyxy pixels) and labels (class indices)."""
+
+    path: Path
+    width: int
+    height: int
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+
+
+@dataclass
+class DetectionData:
+    """One split: class names and image records."""
+
+    classes: list[str]
+    records: list[ImageRecord]
+
+    @property
+    def num_boxes(self) -> int:
+        return int(sum(len(r.labels) for r in self.records))
+
+
+def raise_problems(problems: list[Problem], source: Path) -> None:
+    """Raise a DataError naming the first problem (and how many more there are)."""
+    if not problems:
+        return
+    more = f" ({len(problems) - 1} more problems; list them with `toolkit data check {source}`)" \
+        if len(problems) > 1 else ""
+    raise DataError(f"{problems[0]}{more}")
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image header, or None if the file is missing or unreadable."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def check_box(box: np.ndarray, width: int, height: int) -> str | None:
+    """Why ``box`` (xyxy pixels) is invalid for a ``width`` x ``height`` image, or None."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not np.all(np.isfinite(box)):
+        return f"box {_fmt(box)} is not finite"
+    if x2 <= x1 or y2 <= y1:
+        return f"box {_fmt(box)} has zero or negative area"
+    if x1 < -EDGE_SLACK or y1 < -EDGE_SLACK or x2 > width + EDGE_SLACK or y2 > height + EDGE_SLACK:
+        return f"box {_fmt(box)} lies outside the {width}x{height} image"
+    return None
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip (N, 4) xyxy boxes to the image (removes the tolerated edge overshoot)."""
+    out = boxes.astype(np.float32).copy()
+    out[:, 0::2] = out[:, 0::2].clip(0, width)
+    out[:, 1::2] = out[:, 1::2].clip(0, height)
+    return out
+
+
+def _fmt(box: np.ndarray) -> str:
+    return "[" + ", ".join(f"{float(v):g}" for v in box) + "]"

@@ -1,0 +1,150 @@
+"""torchvision detectors (Faster R-CNN, RetinaNet, FCOS, SSDlite) around OUR backbones.
+
+Every registered backbone works with every detector: the neck (``backbones/necks.py``) taps the
+backbone's own stages, and anchors follow the strides of the tapped levels. Nothing is frozen
+unless ``trainable_stages`` says so, and BatchNorm stays a normal (trainable) BatchNorm.
+
+Labels are 0..K-1 outside, as everywhere in the toolkit. Faster R-CNN and SSD keep index 0 for
+the background, so ``Detector`` shifts labels by one for them; RetinaNet and FCOS (sigmoid
+classifiers) use 0..K-1 as they are.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
+from torchvision.models.detection.ssd import SSD
+from torchvision.models.detection.ssdlite import SSDLiteHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from toolkit.backbones import create_backbone
+from toolkit.backbones import weights as tv_weights
+from toolkit.backbones.necks import BackboneFPN, SSDFeatures
+from toolkit.errors import ConfigError, WeightsError
+
+ARCHS = ("fasterrcnn", "retinanet", "fcos", "ssdlite")
+BACKGROUND_ARCHS = ("fasterrcnn", "ssdlite")  # softmax over classes + background at index 0
+# (arch, backbone) -> torchvision COCO model whose weights fit our module layout
+COCO_MODELS = {("fasterrcnn", "resnet50"): "fasterrcnn_resnet50_fpn",
+               ("retinanet", "resnet50"): "retinanet_resnet50_fpn",
+               ("fcos", "resnet50"): "fcos_resnet50_fpn"}
+PREDICTOR_KEYS = ("roi_heads.box_predictor.", "head.classification_head.cls_logits.")
+DEFAULT_MIN_STRIDE = {"fasterrcnn": 4, "retinanet": 8, "fcos": 8}
+
+
+class Detector(nn.Module):
+    """``forward(images: list[(3, H, W) float in [0, 1]], targets=None)``: in train mode the loss dict,
+    in eval mode ``[{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,) in 0..K-1}]``."""
+
+    def __init__(self, model: nn.Module, arch: str, num_classes: int) -> None:
+        super().__init__()
+        self.model = model
+        self.arch = arch
+        self.num_classes = num_classes
+        self.offset = int(arch in BACKGROUND_ARCHS)
+
+    def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
+        if targets is not None:
+            targets = [{"boxes": t["boxes"], "labels": t["labels"] + self.offset} for t in targets]
+        out = self.model(images, targets)
+        if self.training or not self.offset:
+            return out
+        return [{**d, "labels": d["labels"] - self.offset} for d in out]
+
+
+def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretrained: bool | str = False,
+                   trainable_stages: int | None = None, weights: str | None = None, min_size: int = 320,
+                   max_size: int = 320, box_batch_size_per_image: int = 128, fpn_min_stride: int = 0,
+                   score_thresh: float = 0.01, detections_per_img: int = 100) -> Detector:
+    """Build ``arch`` on ``create_backbone(backbone_name)`` for ``num_classes`` classes (no background).
+
+    ``pretrained``: ImageNet backbone weights (see ``create_backbone``). ``weights="coco"``: the
+    whole detector from torchvision's COCO weights (resnet50 only), box predictor replaced.
+    ``min_size``/``max_size``: the model's internal resize (pixels; SSDlite uses a fixed
+    ``min_size`` square). ``fpn_min_stride``: shallowest FPN level (0 = 4 for Faster R-CNN, 8 else).
+    """
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown detector '{arch}'; valid: {', '.join(ARCHS)}")
+    coco = _coco_model_name(arch, backbone_name, weights)
+    backbone = create_backbone(backbone_name, pretrained=False if coco else pretrained,
+                               trainable_stages=trainable_stages)
+    common = {"min_size": min_size, "max_size": max_size}
+    k = num_classes + int(arch in BACKGROUND_ARCHS)
+    if arch == "ssdlite":
+        model = _ssdlite(backbone, k, min_size, score_thresh, detections_per_img)
+    else:
+        min_stride = fpn_min_stride or DEFAULT_MIN_STRIDE[arch]
+        neck = BackboneFPN(backbone, min_stride, "pool" if arch == "fasterrcnn" else "p6p7")
+        if arch == "fasterrcnn":
+            model = _fasterrcnn(neck, k, box_batch_size_per_image, score_thresh, detections_per_img, **common)
+        else:
+            cls = RetinaNet if arch == "retinanet" else FCOS
+            model = cls(neck, k, anchor_generator=_anchors(arch, neck.strides), score_thresh=score_thresh,
+                        detections_per_img=detections_per_img, **common)
+    if coco:
+        load_coco(model, coco)
+    return Detector(model, arch, num_classes)
+
+
+def _anchors(arch: str, strides: list[int]) -> AnchorGenerator:
+    """Anchor sizes from the level strides: Faster R-CNN 8x stride (3 ratios), RetinaNet 4x stride
+    (3 scales x 3 ratios), FCOS one point per location (size = stride), as torchvision's COCO models."""
+    if arch == "fasterrcnn":
+        sizes = tuple((8 * s,) for s in strides)
+    elif arch == "retinanet":
+        sizes = tuple(tuple(4 * s * 2 ** (i / 3) for i in range(3)) for s in strides)
+    else:
+        return AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
+    return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
+
+
+def _fasterrcnn(neck: BackboneFPN, k: int, box_batch: int, score_thresh: float, dets: int,
+                **common: int) -> FasterRCNN:
+    roi_pool = MultiScaleRoIAlign(featmap_names=neck.levels, output_size=7, sampling_ratio=2)
+    return FasterRCNN(neck, k, rpn_anchor_generator=_anchors("fasterrcnn", neck.strides), box_roi_pool=roi_pool,
+                      box_batch_size_per_image=box_batch, box_score_thresh=score_thresh,
+                      box_detections_per_img=dets, **common)
+
+
+def _ssdlite(backbone: nn.Module, k: int, size: int, score_thresh: float, dets: int) -> SSD:
+    features = SSDFeatures(backbone)
+    n_maps = len(features.out_channels)
+    anchors = DefaultBoxGenerator([[2, 3]] * n_maps, min_ratio=0.2, max_ratio=0.95)
+    norm = torch.nn.BatchNorm2d
+    head = SSDLiteHead(features.out_channels, anchors.num_anchors_per_location(), k, norm)
+    return SSD(features, anchors, (size, size), k, head=head, score_thresh=score_thresh,
+               detections_per_img=dets, topk_candidates=300, image_mean=[0.485, 0.456, 0.406],
+               image_std=[0.229, 0.224, 0.225])
+
+
+def _coco_model_name(arch: str, backbone: str, weights: str | None) -> str | None:
+    if weights in (None, "", "none"):
+        return None
+    if weights != "coco":
+        raise ConfigError(f"model.weights={weights!r}: use 'coco' or leave it empty")
+    if (arch, backbone) not in COCO_MODELS:
+        pairs = ", ".join(f"{a}+{b}" for a, b in COCO_MODELS)
+        raise ConfigError(f"torchvision has no COCO weights for {arch} on {backbone}; valid pairs: {pairs} "
+                          "(or drop model.weights and use model.pretrained for ImageNet backbone weights)")
+    return COCO_MODELS[(arch, backbone)]
+
+
+def load_coco(model: nn.Module, tv_name: str) -> None:
+    """Load torchvision's COCO weights for ``tv_name`` into our ``model``, except the box predictor."""
+    from toolkit.engine.checkpoint import load_state_dict_file  # the one place that reads torch files
+
+    path = tv_weights.ensure_cached(tv_name, tv_weights.resolve(tv_name, True))
+    state = {k.replace("backbone.body.", "backbone.body.body.", 1): v for k, v in load_state_dict_file(path).items()
+             if not k.startswith(PREDICTOR_KEYS)}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise WeightsError(f"{path.name} does not fit this detector ({str(e).splitlines()[1].strip()}); "
+                           "keep model.fpn_min_stride at 0") from None
+    missing = [m for m in missing if not m.startswith(PREDICTOR_KEYS) and not m.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise WeightsError(f"{path.name} does not fit this detector: missing {missing[:3]}, "
+                           f"unexpected {unexpected[:3]}")

@@ -1,0 +1,283 @@
+"""Object detection: COCO / YOLO / VOC or built-in ``nuclei`` -> torchvision detectors on our
+backbones -> COCO mAP (torchmetrics with the pycocotools backend).
+
+Sizes: every image is resized so its longest side is ``data.img_size`` (boxes follow); the model's
+own resize is then a no-op (``min_size = max_size = img_size``). Large images at prediction time:
+with ``data.predict_tile`` > 0 an image larger than the tile is cut into tiles (25% overlap), each
+tile is resized like a training image, boxes touching an inner tile edge are dropped (the
+neighbouring tile sees that object whole) and the rest are merged with class-wise NMS. Built-in
+``nuclei`` sets ``predict_tile`` to its 128-px training tiles.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.detection import MeanAveragePrecision
+from torchvision.ops import batched_nms
+
+from toolkit.config import Config
+from toolkit.data import nuclei
+from toolkit.data.builtin import data_dir
+from toolkit.data.detection_check import load
+from toolkit.data.detection_dataset import DetectionDataset, collate
+from toolkit.data.formats.detection import DetectionData
+from toolkit.data.image_io import read_image
+from toolkit.data.transforms import Augment, detection_pipeline
+from toolkit.errors import ConfigError
+from toolkit.heads.detection import build_detector
+from toolkit.registry import TASKS
+from toolkit.tasks.base import DataBundle
+from toolkit.viz_detect import plot_pr_curve, plot_samples, save_annotated
+
+N_PLOT_SAMPLES = 8
+# pycocotools' own float64 thresholds (torchmetrics' defaults are float32-rounded, which moves IoU ties)
+COCO_IOUS = np.linspace(0.5, 0.95, 10).tolist()
+COCO_RECALLS = np.linspace(0.0, 1.0, 101).tolist()
+TILE_BATCH = 16
+
+
+@dataclass
+class DetectData(Augment):
+    source: str = "nuclei"  # built-in name or a COCO / YOLO / VOC dataset path
+    img_size: int = 320  # longest image side in pixels after resizing; 0 = native size
+    min_visibility: float = 0.3  # augmented boxes keeping less of their area are dropped
+    val_split: float = 0.1  # images held out of train when the dataset has no val split
+    predict_tile: int = 0  # prediction on images larger than this (pixels) runs on tiles; 0 = whole image
+
+
+@dataclass
+class DetectModel:
+    arch: str = "fasterrcnn"  # fasterrcnn | retinanet | fcos | ssdlite
+    backbone: str = "resnet18"
+    pretrained: bool | str = False  # ImageNet backbone: true | enum name | .pth/.safetensors path
+    weights: str = ""  # "coco": torchvision's COCO detector weights (resnet50 + fasterrcnn/retinanet/fcos)
+    trainable_stages: int | None = None  # None = every backbone stage trains
+    min_size: int = 0  # model's internal resize; 0 = data.img_size
+    max_size: int = 0
+    fpn_min_stride: int = 0  # shallowest FPN level; 0 = 4 (fasterrcnn) or 8 (retinanet, fcos)
+    box_batch_size_per_image: int = 128  # Faster R-CNN RoIs sampled per image for the box head
+    score_thresh: float = 0.01  # detections below are discarded before NMS
+    detections_per_img: int = 100
+
+
+@dataclass
+class DetectResult:
+    """Detections of one image: ``boxes`` (N, 4) xyxy in ORIGINAL image pixels, ``scores``, ``labels``."""
+
+    source: str
+    image: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "width": int(self.image.shape[1]), "height": int(self.image.shape[0]),
+                "count": len(self.boxes), "detections": [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4),
+                                "label": int(lab), "class": self.classes[int(lab)]}
+                               for b, s, lab in zip(self.boxes, self.scores, self.labels)]}
+
+    def to_coco(self, image_id: int) -> list[dict[str, Any]]:
+        """COCO results entries (``bbox`` = x, y, w, h pixels; ``category_id`` = label + 1)."""
+        return [{"image_id": image_id, "category_id": int(lab) + 1, "score": round(float(s), 5),
+                 "bbox": [round(float(b[0]), 2), round(float(b[1]), 2), round(float(b[2] - b[0]), 2),
+                          round(float(b[3] - b[1]), 2)]}
+                for b, s, lab in zip(self.boxes, self.scores, self.labels)]
+
+    def save(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out = out_dir / f"{Path(self.source).stem or 'image'}_pred.png"
+        pred = {"boxes": self.boxes, "labels": self.labels, "scores": self.scores}
+        return [save_annotated(self.image, pred, self.classes, out)]
+
+
+class DetectTask:
+    name = "detect"
+    DataConfig = DetectData
+    ModelConfig = DetectModel
+    monitor = "map50_95"
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.classes: list[str] = []
+        self.metric: MeanAveragePrecision | None = None
+        self.samples: list[dict[str, Any]] = []
+        self.precision: np.ndarray | None = None
+
+    # -- data ---------------------------------------------------------------------------------
+    def build_data(self, splits: tuple[str, ...] = ("train", "val", "test")) -> DataBundle:
+        d = self.cfg.data
+        source = Path(d.source)
+        if d.source == "nuclei":
+            source = nuclei.prepare_nuclei(data_dir("nuclei")) / "coco"
+            d.predict_tile = d.predict_tile or nuclei.TILE  # resolved into the saved config
+        data = load(source)
+        if "val" not in data:
+            data["train"], data["val"] = _holdout(data["train"], d.val_split, self.cfg.train.seed)
+        self.classes = next(iter(data.values())).classes
+        datasets = {s: DetectionDataset(data[s], self.transform(train=s == "train"))
+                    for s in ("train", "val", "test") if s in data and s in splits}
+        info = {f"{s}": f"{len(v.records)} images, {v.num_boxes} boxes" for s, v in data.items()}
+        return DataBundle(datasets.get("train"), datasets.get("val"), datasets.get("test"),
+                          classes=self.classes, collate=collate, info=info)
+
+    def transform(self, train: bool) -> Any:
+        d = self.cfg.data
+        aug = Augment(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Augment)})
+        return detection_pipeline(d.img_size, train, aug, min_visibility=d.min_visibility, seed=self.cfg.train.seed)
+
+    # -- model --------------------------------------------------------------------------------
+    def build_model(self, classes: list[str], pretrained: bool = True) -> nn.Module:
+        m, size = self.cfg.model, self.cfg.data.img_size
+        self.classes = classes
+        if (m.min_size or size) <= 0:
+            raise ConfigError("set data.img_size (or model.min_size) to a positive number of pixels")
+        return build_detector(m.arch, m.backbone, len(classes), pretrained=m.pretrained if pretrained else False,
+                              trainable_stages=m.trainable_stages, weights=m.weights if pretrained else None,
+                              min_size=m.min_size or size, max_size=m.max_size or m.min_size or size,
+                              box_batch_size_per_image=m.box_batch_size_per_image, fpn_min_stride=m.fpn_min_stride,
+                              score_thresh=m.score_thresh, detections_per_img=m.detections_per_img)
+
+    def train_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        losses = model(batch["images"], batch["targets"])
+        total = sum(losses.values())
+        return {"loss": total, **{k: v.detach() for k, v in losses.items()}}
+
+    # -- metrics ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
+                                           extended_summary=True, backend="pycocotools", sync_on_compute=False,
+                                           iou_thresholds=COCO_IOUS, rec_thresholds=COCO_RECALLS)
+        self.samples = []
+
+    @torch.no_grad()
+    def eval_step(self, model: nn.Module, batch: dict[str, Any]) -> None:
+        was_training = model.training
+        model.eval()
+        preds = [{k: v.detach().cpu() for k, v in p.items()} for p in model(batch["images"])]
+        model.train(was_training)
+        targets = [{k: v.cpu() for k, v in t.items()} for t in batch["targets"]]
+        self.metric.update(preds, targets)
+        for image, target, pred in zip(batch["images"], targets, preds):
+            if len(self.samples) < N_PLOT_SAMPLES:
+                self.samples.append({"image": image.cpu().permute(1, 2, 0).numpy(),
+                                     "gt": {k: v.numpy() for k, v in target.items()},
+                                     "pred": {k: v.numpy() for k, v in pred.items()}})
+
+    def compute(self) -> dict[str, float]:
+        r = self.metric.compute()
+        self.precision = r["precision"].numpy()
+        out = {"map50_95": float(r["map"]), "map50": float(r["map_50"]), "map75": float(r["map_75"])}
+        for size in ("small", "medium", "large"):
+            value = float(r[f"map_{size}"])
+            out[f"map_{size}"] = value if value >= 0 else float("nan")  # nan: no object of that size
+        out["mar100"] = float(r["mar_100"])
+        for k, ap in zip(r["classes"].reshape(-1).tolist(), r["map_per_class"].reshape(-1).tolist()):
+            if 0 <= k < len(self.classes):
+                out[f"ap/{self.classes[k]}"] = ap
+        return out
+
+    def report(self, metrics: dict[str, float]) -> str:
+        lines = [f"mAP@[.5:.95] {metrics['map50_95']:.4f}   mAP@.5 {metrics['map50']:.4f}   "
+                 f"mAP@.75 {metrics['map75']:.4f}   AR@100 {metrics['mar100']:.4f}",
+                 "mAP small {map_small:.4f}   medium {map_medium:.4f}   large {map_large:.4f}".format(**metrics),
+                 f"{'class':<24} {'AP@[.5:.95]':>11}"]
+        lines += [f"{c[:24]:<24} {metrics.get(f'ap/{c}', float('nan')):>11.4f}" for c in self.classes]
+        return "\n".join(lines)
+
+    def plots(self, run_dir: Path, split: str) -> list[Path]:
+        out = []
+        if self.precision is not None:
+            out.append(plot_pr_curve(self.precision, self.classes, run_dir / f"{split}_pr_curve.png"))
+        if self.samples:
+            out.append(plot_samples(self.samples, self.classes, run_dir / f"{split}_predictions.png"))
+        return out
+
+    # -- prediction ---------------------------------------------------------------------------
+    def read_input(self, path: Path) -> dict[str, Any]:
+        return {"image": read_image(path, 3), "source": str(path)}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, samples: list[dict[str, Any]], conf: float = 0.25, iou: float = 0.5,
+                **_: Any) -> list[DetectResult]:
+        """Detections with score >= ``conf`` after class-wise NMS at ``iou``, in original pixels."""
+        was_training = model.training
+        model.eval()
+        results = [self._predict_image(model, s, conf, iou) for s in samples]
+        model.train(was_training)
+        return results
+
+    def _predict_image(self, model: nn.Module, sample: dict[str, Any], conf: float, iou: float) -> DetectResult:
+        image = _rgb(sample["image"])
+        h, w = image.shape[:2]
+        tile = self.cfg.data.predict_tile
+        windows = tile_windows(h, w, tile) if tile and max(h, w) > tile else [(0, 0, h, w)]
+        pipeline = self.transform(train=False)
+        device = next(model.parameters()).device
+        found = []
+        for start in range(0, len(windows), TILE_BATCH):
+            chunk = windows[start:start + TILE_BATCH]
+            crops = [pipeline({"image": image[y:y + th, x:x + tw], "boxes": np.zeros((0, 4), np.float32),
+                               "labels": np.zeros(0, np.int64)})["image"] for y, x, th, tw in chunk]
+            for (y, x, th, tw), crop, det in zip(chunk, crops, model([c.to(device) for c in crops])):
+                found.append(_to_window(det, crop.shape[1:], (y, x, th, tw), (h, w)))
+        boxes, scores, labels = (torch.cat([f[i] for f in found]) for i in range(3))
+        keep = scores >= conf
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        keep = batched_nms(boxes, scores, labels, iou)
+        return DetectResult(sample.get("source", ""), image, boxes[keep].numpy(), scores[keep].numpy(),
+                            labels[keep].numpy(), self.classes)
+
+
+def tile_windows(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """(y, x, height, width) windows of ``tile`` px with >= 25% overlap covering an h x w image."""
+    def starts(n: int) -> list[int]:
+        if n <= tile:
+            return [0]
+        step = tile - tile // 4
+        return sorted(set(list(range(0, n - tile, step)) + [n - tile]))
+    return [(y, x, min(tile, h), min(tile, w)) for y in starts(h) for x in starts(w)]
+
+
+def _to_window(det: dict[str, torch.Tensor], shape: tuple[int, int], window: tuple[int, int, int, int],
+               image_hw: tuple[int, int], margin: float = 2.0) -> tuple[torch.Tensor, ...]:
+    """Map detections on a resized crop back to image pixels; drop boxes cut by an inner tile edge."""
+    y, x, th, tw = window
+    boxes = det["boxes"].cpu() * torch.tensor([tw / shape[1], th / shape[0]] * 2) + torch.tensor([x, y, x, y])
+    keep = torch.ones(len(boxes), dtype=torch.bool)
+    if x > 0:
+        keep &= boxes[:, 0] > x + margin
+    if y > 0:
+        keep &= boxes[:, 1] > y + margin
+    if x + tw < image_hw[1]:
+        keep &= boxes[:, 2] < x + tw - margin
+    if y + th < image_hw[0]:
+        keep &= boxes[:, 3] < y + th - margin
+    return boxes[keep], det["scores"].cpu()[keep], det["labels"].cpu()[keep]
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W[, 1|3|4]) float -> (H, W, 3): gray repeated, alpha dropped (the detectors take RGB)."""
+    image = image if image.ndim == 3 else image[:, :, None]
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
+
+
+def _holdout(data: DetectionData, fraction: float, seed: int) -> tuple[DetectionData, DetectionData]:
+    """Seeded random split of the images: (train, held out ``fraction``, at least one image)."""
+    n = len(data.records)
+    if n < 2 or fraction <= 0:
+        raise ConfigError(f"the dataset has no val split and {n} training images; add a val split or "
+                          "set data.val_split in (0, 1)")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * fraction)))
+    pick = lambda idx: DetectionData(data.classes, [data.records[i] for i in sorted(idx)])  # noqa: E731
+    return pick(order[n_val:]), pick(order[:n_val])
+
+
+TASKS.register("detect", DetectTask)
