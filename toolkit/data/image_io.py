@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -9,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from toolkit.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DICOM_SUFFIXES = (".dcm", ".dicom")
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 Mpx
 
 
@@ -24,13 +26,19 @@ def to_float(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def read_image(path: str | Path, channels: int = 0) -> np.ndarray:
-    """Read an image as float32 (H, W, C) in [0, 1]; 8- and 16-bit, gray, RGB or RGBA.
+def read_image(path: str | Path, channels: int = 0, window: str | Sequence[str] | None = None) -> np.ndarray:
+    """Read an image as float32 (H, W, C) in [0, 1]; 8- and 16-bit, gray, RGB or RGBA, or DICOM.
 
     ``channels``: 1 -> grayscale, 3 -> RGB, 0 -> keep (gray stays 1 channel, colour becomes 3).
+    ``window`` (DICOM only; pixels are first mapped to physical units, e.g. HU, by the modality LUT):
+    None or "" -> the file's own VOI LUT / window, else "auto" (1st-99th percentile); a preset ("brain",
+    "subdural", "stroke", "lung", "mediastinum", "abdomen", "bone"); "auto"; "centre/width" (e.g. "40/80");
+    several comma-separated (or a list), e.g. "brain,subdural,bone" -> one channel per window.
     """
     path = Path(path)
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        array = read_dicom_image(path, window)
+    elif path.suffix.lower() in (".tif", ".tiff"):
         array = _read_tiff(path)
     else:
         array = _read_pil(path)
@@ -40,12 +48,16 @@ def read_image(path: str | Path, channels: int = 0) -> np.ndarray:
         array = array[:, :, :3]
     if array.ndim != 3 or array.shape[2] not in (1, 3):
         raise DataError(f"{path}: unsupported image shape {array.shape}; expected gray, RGB or RGBA")
-    image = to_float(array)
+    return np.ascontiguousarray(match_channels(to_float(array), channels))
+
+
+def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """float (H, W, C) -> (H, W, channels): gray repeated to RGB, RGB to luminance; 0 keeps C."""
     if channels == 1 and image.shape[2] == 3:
-        image = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
-    elif channels == 3 and image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    return np.ascontiguousarray(image)
+        return image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
+    if channels == 3 and image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image
 
 
 def _read_pil(path: Path) -> np.ndarray:
@@ -79,3 +91,35 @@ def _read_tiff(path: Path) -> np.ndarray:
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
         array = np.moveaxis(array, 0, -1)
     return array
+
+
+def parse_windows(window: str | Sequence[str] | None) -> list[str | tuple[float, float]]:
+    """"brain,subdural,bone" / ["lung"] / "40/80" -> [preset or (centre, width), ...]; None or "" -> []."""
+    items = [w.strip() for w in window.split(",")] if isinstance(window, str) else list(window or [])
+    out: list[str | tuple[float, float]] = []
+    for item in (i for i in items if i):
+        if "/" in str(item):
+            try:
+                centre, width = (float(v) for v in str(item).split("/"))
+            except ValueError:
+                raise DataError(f"window {item!r} is not centre/width in the image's units, e.g. 40/80") from None
+            out.append((centre, width))
+        else:
+            out.append(str(item))
+    return out
+
+
+def read_dicom_image(path: Path, window: str | Sequence[str] | None = None) -> np.ndarray:
+    """One single-frame DICOM image -> float32 (H, W, 1 | 3 | n windows) in [0, 1] from the full-depth pixels
+    (modality LUT, then the file's VOI window or the given ``window``s; see ``read_image``)."""
+    from toolkit.medical import read_dicom, stack_windows
+
+    image = read_dicom(path)
+    if image.pixels.ndim != (3 if image.photometric == "RGB" else 2):
+        raise DataError(f"{path}: multi-frame DICOM ({image.pixels.shape[0]} frames); 2D training needs "
+                        "single-frame files, and a slice series is a 3D scan (task segment3d)")
+    windows = parse_windows(window)
+    if image.photometric == "RGB" or len(windows) <= 1:
+        display = image.display(windows[0] if windows else None)
+        return display if display.ndim == 3 else display[:, :, None]
+    return stack_windows(image.pixels, tuple(windows), invert=image.photometric == "MONOCHROME1")

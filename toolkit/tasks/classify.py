@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ class ClassifyData(Augment):
     source: str = "fashion-mnist"  # built-in name, ImageFolder root or CSV file
     img_size: int = 0  # square resize in pixels; 0 = native size
     channels: int = 0  # 1 | 3; 0 = from the first image
+    window: str = ""  # DICOM images: window preset(s) or centre/width, e.g. "brain,subdural,bone" (read_image)
     val_split: float = 0.1  # held out of train when the dataset has no val split
     limit: int = 0  # use a stratified, seeded subset of this many training images; 0 = all
     balance: str = "none"  # none | weights (loss) | sampler (WeightedRandomSampler)
@@ -79,7 +81,8 @@ class ClassifyTask:
         d, seed = self.cfg.data, self.cfg.train.seed
         if d.balance not in ("none", "weights", "sampler"):
             raise ConfigError(f"data.balance={d.balance!r} is unknown; valid: none, weights, sampler")
-        datasets, classes = load_splits(d.source, d.channels, d.val_split, seed, limit=d.limit)
+        reader = partial(read_image, window=d.window)
+        datasets, classes = load_splits(d.source, d.channels, d.val_split, seed, reader, limit=d.limit)
         self.classes = classes
         self.channels = d.channels = datasets["train"].channels  # resolved into the saved config
         for split, ds in datasets.items():
@@ -162,7 +165,7 @@ class ClassifyTask:
 
     # -- prediction ---------------------------------------------------------------------------
     def read_input(self, path: Path) -> dict[str, Any]:
-        return {"image": read_image(path, self.channels), "source": str(path)}
+        return {"image": read_image(path, self.channels, self.cfg.data.window), "source": str(path)}
 
     @torch.no_grad()
     def predict(self, model: nn.Module, samples: list[dict[str, Any]], top_k: int = 5,

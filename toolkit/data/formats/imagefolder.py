@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.data.image_io import IMAGE_SUFFIXES
+from toolkit.data.image_io import DICOM_SUFFIXES, IMAGE_SUFFIXES
 from toolkit.errors import DataError
 
 SPLITS = ("train", "val", "test")
-DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 def is_imagefolder(path: Path) -> bool:
