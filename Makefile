@@ -27,8 +27,11 @@ system-data:
 		 (apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) || true; \
 	fi
 
+# Embedded datasets (each prepared once, offline afterwards) and the ImageNet weights the tests use.
+DATASETS := fashion-mnist digits nuclei brain-lesions
+
 data: setup
-	$(BIN)/toolkit data prepare fashion-mnist digits
+	$(BIN)/toolkit data prepare $(DATASETS)
 	$(BIN)/toolkit weights fetch mobilenet_v2
 
 quickstart: data
@@ -37,8 +40,13 @@ quickstart: data
 test: data
 	$(BIN)/python -m pytest -q
 
+# Benchmarks compare the toolkit with plain reference code in one run; results go to runs/bench/.
 bench: data
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/pretrained_vs_scratch.py
+	$(BIN)/python benchmarks/segment_speed.py
+	$(BIN)/python benchmarks/segment3d_speed.py
 
 clean:
 	rm -rf runs .pytest_cache

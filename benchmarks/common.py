@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,13 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def run_child(script: str, name: str, args: list[str]) -> dict[str, Any]:
+    """Run ``script --child NAME ARGS`` in a fresh process (own peak memory); its last stdout line is a JSON row."""
+    out = subprocess.run([sys.executable, script, "--child", name, *args], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def machine() -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import peak_rss_mb, write  # noqa: E402
+from common import peak_rss_mb, run_child, write  # noqa: E402
 
 from toolkit.config import Config, TrainConfig  # noqa: E402
 from toolkit.data import builtin  # noqa: E402
@@ -115,11 +114,7 @@ def main() -> None:
         print(json.dumps(infer_child(args.child)))
         return
     load = tuple(round(v, 2) for v in os.getloadavg())
-    rows = []
-    for name in INFERENCE:
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--threads", str(args.threads)],
-                             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = [run_child(__file__, name, ["--threads", str(args.threads)]) for name in INFERENCE]
     import toolkit.data.datasets  # noqa: F401
 
     root = builtin.prepare("brain-lesions")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import peak_rss_mb, write  # noqa: E402
+from common import peak_rss_mb, run_child, write  # noqa: E402
 
 from toolkit import config  # noqa: E402
 from toolkit.tasks.segment import SegmentData, SegmentModel, SegmentTask  # noqa: E402
@@ -82,13 +81,8 @@ def main() -> None:
         print(json.dumps(child(args.child, args.steps, args.batch, args.size)))
         return
     load = tuple(round(v, 2) for v in os.getloadavg())
-    rows = []
-    for impl in ("toolkit", "smp"):
-        cmd = [sys.executable, __file__, "--child", impl] + [f"--{k}={getattr(args, k)}" for k in
-                                                              ("threads", "steps", "batch", "size")]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONPATH": os.getcwd()})
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    options = [f"--{k}={getattr(args, k)}" for k in ("threads", "steps", "batch", "size")]
+    rows = [run_child(__file__, impl, options) for impl in ("toolkit", "smp")]
     ours, theirs = rows
     notes = (f"U-Net ResNet-18, batch {args.batch} x 1 x {args.size} x {args.size}, {args.steps} timed steps, "
              f"threads {args.threads}. Ratio toolkit / segmentation_models_pytorch: "

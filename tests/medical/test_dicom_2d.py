@@ -60,3 +60,16 @@ def test_file_window_is_the_default_and_bad_windows_are_clear(tmp_path):
         read_image(tmp_path / "windowed.dcm", window="40/wide")
     with pytest.raises(DataError, match="multi-frame DICOM"):
         read_image(get_testdata_file("examples_ybr_color.dcm"))
+
+
+def test_data_window_key_reaches_training_and_prediction(tmp_path):
+    from toolkit.config import build
+    from toolkit.tasks.classify import ClassifyData, ClassifyModel, ClassifyTask
+
+    root = _imagefolder(tmp_path)
+    cfg = build("classify", ClassifyData, ClassifyModel, [{"data": {"source": str(root), "window": "brain,subdural,bone"}}])
+    task = ClassifyTask(cfg)
+    bundle = task.build_data(("train", "val"))
+    assert task.channels == 3 and bundle.train.image(0).shape == (128, 128, 3)
+    np.testing.assert_allclose(bundle.train.image(0)[..., 2], apply_window(_hu(), "bone"))
+    np.testing.assert_array_equal(task.read_input(root / "val" / "a" / "ct.dcm")["image"], bundle.train.image(0))
