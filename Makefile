@@ -14,10 +14,10 @@ $(BIN)/python:
 # torch/torchvision are pinned to the builds this machine ships on disk (no multi-GB download).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,apps]"
 	touch $(STAMP)
 
-setup: $(STAMP) system-data
+setup: $(STAMP) system-data system-browser
 
 # Debian's Fashion-MNIST when we are root with apt; otherwise `toolkit data prepare` downloads it.
 .PHONY: system-data
@@ -29,6 +29,14 @@ system-data:
 
 # Embedded datasets (each prepared once, offline afterwards) and the ImageNet weights the tests use.
 DATASETS := fashion-mnist digits nuclei brain-lesions
+
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; no browser download).
+.PHONY: system-browser apps
+system-browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null)) || true; \
+	fi
 
 data: setup
 	$(BIN)/toolkit data prepare $(DATASETS)
@@ -47,6 +55,16 @@ bench: data
 	$(BIN)/python benchmarks/pretrained_vs_scratch.py
 	$(BIN)/python benchmarks/segment_speed.py
 	$(BIN)/python benchmarks/segment3d_speed.py
+
+# `make apps`: train the demo models that are missing (about 10 min each on CPU, progress shown), then serve
+# both apps until Ctrl-C.
+APPS_DETECT := runs/detect/nuclei-demo/weights/best.pt
+APPS_SEG3D := runs/segment3d/brain-lesions-demo/weights/best.pt
+apps: data
+	@test -f $(APPS_DETECT) || $(BIN)/toolkit train detect train.name=nuclei-demo train.exist_ok=true
+	@test -f $(APPS_SEG3D) || $(BIN)/toolkit train segment3d train.name=brain-lesions-demo train.exist_ok=true
+	@echo "detection app: http://localhost:8501   medical app: http://localhost:8502   (Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM; $(BIN)/toolkit app medical --port 8502 & $(BIN)/toolkit app detection --port 8501; wait
 
 clean:
 	rm -rf runs .pytest_cache

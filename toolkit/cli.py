@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   toolkit data check path/to/detection_dataset              # every bad box/label, with file and line
   toolkit data convert path/to/yolo_dataset --to coco --out path/to/coco_dataset
   toolkit weights fetch mobilenet_v2
+  toolkit app detection                                    # Streamlit demo (also: toolkit app medical)
   torchrun --nproc_per_node=2 -m toolkit train classify    # DDP
 """
 
@@ -165,6 +166,27 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    """``streamlit run apps/<name>.py`` from the repository root (where ``.streamlit/config.toml`` lives); the
+    app lists the runs under ``$TOOLKIT_RUNS``, by default ``runs/`` of the current folder."""
+    import importlib.util
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    script = root / "apps" / f"{args.name}.py"
+    if not script.is_file():
+        raise ToolkitError(f"{script} not found: the apps ship with the source tree; run from a clone of it")
+    if importlib.util.find_spec("streamlit") is None:
+        raise ToolkitError("streamlit is not installed; run `pip install -e '.[apps]'`")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(args.port)]
+    env = {**os.environ, "TOOLKIT_RUNS": os.environ.get("TOOLKIT_RUNS", str(Path.cwd() / "runs"))}
+    try:
+        return subprocess.call(cmd, cwd=root, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toolkit", description=__doc__, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", help="torchvision model names, e.g. mobilenet_v2")
     p.add_argument("--weights", help="a weights enum name, e.g. IMAGENET1K_V2 (default: DEFAULT)")
     p.set_defaults(func=cmd_weights)
+
+    p = sub.add_parser("app", help="start a Streamlit app: toolkit app detection|medical [--port N]")
+    p.add_argument("name", choices=["detection", "medical"])
+    p.add_argument("--port", type=int, default=8501)
+    p.set_defaults(func=cmd_app)
     return parser
 
 

@@ -45,6 +45,19 @@ HIDDEN = "<hidden>"
 
 
 # -- one file ---------------------------------------------------------------------------------------
+def sample_file(name: str) -> Path:
+    """One of pydicom's bundled test files, e.g. ``CT_small.dcm`` (a path lookup; nothing is parsed)."""
+    from pydicom.data import get_testdata_file
+
+    return Path(get_testdata_file(name))
+
+
+def image_shape(source: str | Path) -> tuple[int, int]:
+    """(rows, columns) of a DICOM image from its header (pixels are not read)."""
+    ds = open_dataset(source, stop_before_pixels=True)
+    return int(ds.Rows), int(ds.Columns)
+
+
 def open_dataset(source: str | Path, stop_before_pixels: bool = False) -> Dataset:
     """Read a DICOM Part 10 file (path, or "archive.zip::member"); DataError naming the file if it is not one."""
     name = str(source)
@@ -153,18 +166,30 @@ def dicom_sources(path: str | Path) -> list[str]:
     return [str(path)]
 
 
+# Tags a file needs to be placed in a volume; files missing any (e.g. truncated headers) are skipped.
+SLICE_TAGS = ("SeriesInstanceUID", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows",
+              "Columns")
+
+
 def list_series(path: str | Path) -> dict[str, list[tuple[str, Dataset]]]:
-    """{SeriesInstanceUID: [(source, header)]} of the image files found; unreadable files are skipped."""
+    """{SeriesInstanceUID: [(source, header)]} of the image slices found; unreadable files and files without
+    the geometry of ``SLICE_TAGS`` are skipped."""
     series: dict[str, list[tuple[str, Dataset]]] = defaultdict(list)
+    incomplete: list[str] = []
     for source in dicom_sources(path):
         try:
             ds = open_dataset(source, stop_before_pixels=True)
         except DataError:
             continue
-        if "ImagePositionPatient" in ds and "SeriesInstanceUID" in ds:
+        missing = [tag for tag in SLICE_TAGS if tag not in ds]
+        if not missing:
             series[str(ds.SeriesInstanceUID)].append((source, ds))
+        elif "ImagePositionPatient" in ds:
+            incomplete.append(f"{source}: not readable, a file is truncated or corrupt (no {', '.join(missing)})")
+    if not series and incomplete:
+        raise DataError(incomplete[0])
     if not series:
-        raise DataError(f"{path}: no DICOM image slices with ImagePositionPatient found; pass a folder or zip "
+        raise DataError(f"{path}: no DICOM image slices with position, orientation and pixel spacing found; pass a folder or zip "
                         "of one DICOM series")
     return dict(series)
 

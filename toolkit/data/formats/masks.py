@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import yaml
 from PIL import Image
@@ -38,10 +39,9 @@ def read_mask(path: Path) -> np.ndarray:
     """A mask file -> int64 (H, W) class indices. Palette PNGs give their indices, not colours."""
     try:
         if path.suffix.lower() in DICOM_SUFFIXES:
-            import pydicom
+            from toolkit.medical.io import image_shape
 
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-            return int(ds.Rows), int(ds.Columns)
+            return image_shape(path)
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 

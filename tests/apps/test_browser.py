@@ -1,0 +1,172 @@
+"""Both apps in a real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright: ``streamlit run`` on a
+free port, real uploads (a microscopy PNG, a CT DICOM, a zipped MR study), assertions on what the page shows,
+screenshots into the test's tmp dir."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.apps.conftest import app_environment
+from toolkit import apps_support as support
+from toolkit.medical import sample_file
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT = 90_000  # ms
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _serve(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """``streamlit run apps/<app>.py`` on a free port; yields its URL once /_stcore/health answers."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "apps" / f"{app}.py"), "--server.port", str(port),
+           "--server.address", "127.0.0.1"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (`apt-get install chromium`; `make test` does "
+                    "it when run as root)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def urls(app_root: Path, tmp_path_factory) -> Iterator[dict[str, str]]:
+    logs = tmp_path_factory.mktemp("logs")
+    env = app_environment(app_root)
+    with _serve("detection", env, logs / "detection.log") as det, _serve("medical", env, logs / "medical.log") as med:
+        yield {"detection": det, "medical": med, "medical.log": logs / "medical.log"}
+
+
+def _open(browser: Browser, url: str) -> Page:
+    page = browser.new_page(viewport={"width": 1400, "height": 1200}, accept_downloads=True)
+    page.set_default_timeout(TIMEOUT)
+    page.goto(url)
+    page.locator('input[type="file"]').wait_for(state="attached")
+    return page
+
+
+def _image_pixels(page: Page, index: int = 0) -> np.ndarray:
+    """The RGB pixels of the index-th st.image, fetched from the server like the browser does."""
+    src = page.locator('[data-testid="stImage"] img').nth(index).get_attribute("src")
+    return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
+
+
+def _overlaid(rgb: np.ndarray) -> int:
+    """Pixels tinted by the TC/WT/ET overlay: clearly coloured, and not the green crosshair."""
+    r, g, b = (rgb[..., c].astype(int) for c in range(3))
+    colour = np.max(rgb, axis=2).astype(int) - np.min(rgb, axis=2) > 40
+    return int((colour & ~((g > r) & (g > b))).sum())
+
+
+def test_detection_upload_table_counts_and_json_download(browser: Browser, urls: dict, tmp_path: Path) -> None:
+    name, data = support.nuclei_sample()
+    (tmp_path / name).write_bytes(data)
+    (tmp_path / "notes.txt").write_text("not an image")
+    page = _open(browser, urls["detection"])
+    page.locator('input[type="file"]').set_input_files([tmp_path / name, tmp_path / "notes.txt"])
+    expect(page.get_by_text("notes.txt: not an image file (.txt)")).to_be_visible()
+    expect(page.get_by_text("Counts per class")).to_be_visible()
+    page.get_by_role("slider").first.focus()  # confidence threshold -> 0
+    page.keyboard.press("Home")
+    expect(page.locator('[data-testid="stSlider"]').first).to_contain_text("0.00")
+    grid = page.locator('[data-testid="stDataFrame"] table[role="grid"]').first
+    expect(grid).not_to_have_attribute("aria-rowcount", "1")
+    rows = int(grid.get_attribute("aria-rowcount")) - 1  # minus the header row
+    counts = page.locator('[data-testid="stTable"] td').all_inner_texts()
+    assert rows > 0 and sum(int(c) for c in counts if c.isdigit()) == rows
+    assert _image_pixels(page).shape == (512, 512, 3)  # the annotated image at the upload's size
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Detections (JSON)").click()
+    record = json.loads(Path(download.value.path()).read_text())
+    assert record["source"] == name and record["count"] == rows and (record["width"], record["height"]) == (512, 512)
+    page.screenshot(path=tmp_path / "detection.png", full_page=True)
+
+
+def test_effective_config_keeps_xsrf_on_and_limits_uploads() -> None:
+    """What `streamlit run` from the repository root uses (`.streamlit/config.toml` over the defaults)."""
+    shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout
+    settings = dict(line.split(" = ", 1) for line in shown.splitlines() if " = " in line and line[0] != "#")
+    assert settings["enableXsrfProtection"] == "true" and int(settings["maxUploadSize"]) == 500
+    assert settings["showErrorDetails"] == '"none"' and settings["gatherUsageStats"] == "false"
+
+
+def test_medical_ct_dicom_in_hu_and_a_zipped_study_segmented(browser: Browser, urls: dict, tmp_path: Path,
+                                                             app_env) -> None:
+    page = _open(browser, urls["medical"])
+    page.locator('input[type="file"]').set_input_files(sample_file("CT_small.dcm"))
+    expect(page.get_by_text("HU (Hounsfield units)")).to_be_visible()
+    expect(page.locator('[data-testid="stMetricValue"]')).to_contain_text("HU")
+    assert _image_pixels(page).shape[:2] == (512, 512)  # the 128 x 128 slice, square pixels, shown at 512
+    page.get_by_role("button", name="Segment tumour").click()
+    expect(page.get_by_text("CT_small.dcm is a 2D image (shape (128, 128, 1))")).to_be_visible()
+    page.screenshot(path=tmp_path / "medical_ct.png", full_page=True)
+    assert "CompressedSamples" not in urls["medical.log"].read_text()  # the patient name is never logged
+
+    study = tmp_path / "study.zip"
+    with zipfile.ZipFile(study, "w") as zf:
+        for file_name, data in support.read_files(support.brain_dicom_study()):
+            zf.writestr(file_name, data)
+    page = _open(browser, urls["medical"])
+    page.locator('input[type="file"]').set_input_files(study)
+    expect(page.get_by_text("4 series found")).to_be_visible()
+    before = _image_pixels(page)
+    page.get_by_role("button", name="Segment tumour").click()
+    expect(page.get_by_text("Segmented in")).to_be_visible()
+    volumes = page.locator('[data-testid="stTable"]').nth(1)
+    expect(volumes).to_contain_text("whole tumour")
+    wt = float(volumes.locator("tr").nth(2).locator("td").last.inner_text().replace(",", ""))
+    assert wt > 0
+    expect(page.get_by_text("overlay: TC gold, WT blue, ET red")).to_be_visible()
+    after = _image_pixels(page)
+    coloured = [_overlaid(rgb) for rgb in (before, after)]
+    assert coloured[0] == 0 and coloured[1] > 0.05 * after.shape[0] * after.shape[1]
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Mask (DICOM SEG)").click()
+    assert download.value.suggested_filename == "study_mask.seg.dcm"
+    assert Path(download.value.path()).read_bytes()[128:132] == b"DICM"
+    page.screenshot(path=tmp_path / "medical_study.png", full_page=True)
+    page.locator('[data-testid="stImage"]').first.screenshot(path=tmp_path / "medical_study_slice.png")
