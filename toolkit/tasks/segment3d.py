@@ -25,8 +25,17 @@ from toolkit.medical import BRATS_LABELS, Volume, lesion_volumes_ml, load_scan, 
 from toolkit.medical.inference import segment_scan, sliding_window
 from toolkit.medical.networks import build_network, check_roi
 from toolkit.medical.nifti import is_nifti
-from toolkit.medical.transforms import (REGION_NAMES, REGIONS, PipelineSpec, array_pipeline, eval_pipeline,
-                                        label_scheme, regions_to_labels, to_meta_tensor, train_pipeline)
+from toolkit.medical.transforms import (
+    REGION_NAMES,
+    REGIONS,
+    PipelineSpec,
+    array_pipeline,
+    eval_pipeline,
+    label_scheme,
+    regions_to_labels,
+    to_meta_tensor,
+    train_pipeline,
+)
 from toolkit.registry import DATASETS, TASKS
 from toolkit.tasks.base import DataBundle
 from toolkit.viz_segment3d import plot_overlay, write_case_csv

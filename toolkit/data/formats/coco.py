@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.data.formats.detection import (DetectionData, ImageRecord, Problem, check_box, clip_boxes,
-                                            image_size)
+from toolkit.data.formats.detection import DetectionData, ImageRecord, Problem, check_box, clip_boxes, image_size
 
 ANNOTATIONS = "annotations.json"
 

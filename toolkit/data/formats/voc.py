@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.data.formats.detection import (DetectionData, ImageRecord, Problem, check_box, clip_boxes,
-                                            image_size)
+from toolkit.data.formats.detection import DetectionData, ImageRecord, Problem, check_box, clip_boxes, image_size
 
 LABELS = "labels.txt"
 

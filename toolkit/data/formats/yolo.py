@@ -13,8 +13,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from toolkit.data.formats.detection import (SPLITS, DetectionData, ImageRecord, Problem, check_box, clip_boxes,
-                                            image_size)
+from toolkit.data.formats.detection import (
+    SPLITS,
+    DetectionData,
+    ImageRecord,
+    Problem,
+    check_box,
+    clip_boxes,
+    image_size,
+)
 from toolkit.data.image_io import IMAGE_SUFFIXES
 
 DATA_YAML = "data.yaml"
