@@ -2,9 +2,10 @@
 import json
 
 import numpy as np
+from scipy import ndimage
 
 from toolkit.medical import read_nifti
-from toolkit.medical.synthetic import best_threshold_dice, prepare_brain_lesions
+from toolkit.medical.synthetic import best_threshold_dice, prepare_brain_lesions, smooth_field
 
 
 def test_tiny_dataset_is_deterministic_msd_and_not_threshold_separable(tmp_path):
@@ -40,6 +41,14 @@ def test_best_threshold_dice_is_one_for_a_separable_image():
     assert best_threshold_dice(image, label) == 1.0
     assert best_threshold_dice(-image, label) == 1.0
     assert best_threshold_dice(np.random.default_rng(1).normal(size=label.shape), label) < 0.3
+
+
+def test_smooth_field_equals_a_cubic_spline_zoom_of_the_coarse_grid():
+    shape, cells = (13, 17, 11), 4
+    coarse = np.random.default_rng(5).uniform(-1, 1, size=(cells,) * 3)
+    expected = ndimage.zoom(coarse, [s / cells for s in shape], order=3, grid_mode=True, mode="nearest")
+    np.testing.assert_allclose(smooth_field(shape, np.random.default_rng(5), cells), expected[:13, :17, :11],
+                               atol=1e-6)
 
 
 def test_wheel_cache_follows_toolkit_cache(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
+from tqdm.auto import tqdm
 
 from toolkit.cache import fetch_wheel
 from toolkit.medical.nifti import write_nifti
@@ -22,13 +23,14 @@ NILEARN = "nilearn==0.14.1"  # the wheel is only read as a zip, never imported
 MNI_DIR = "nilearn/datasets/data/"
 MNI_FILES = {k: f"{MNI_DIR}mni_icbm152_{k}_tal_nlin_sym_09a_converted.nii.gz" for k in ("t1", "gm", "wm")}
 LABELS = {"0": "background", "1": "necrotic core", "2": "oedema", "4": "enhancing rim"}
-GENERATOR_VERSION = 2  # bump when the generated cases change, so that old folders are rebuilt
+GENERATOR_VERSION = 3  # bump when the generated cases change, so that old folders are rebuilt
 MODALITIES = {"0": "T1", "1": "T1c", "2": "T2", "3": "FLAIR"}
 # Channel levels (T1, T1c, T2, FLAIR) of CSF, grey matter, white matter and the three lesion compartments.
 TISSUE_LEVELS = {"csf": (0.25, 0.25, 1.00, 0.12), "gm": (0.62, 0.62, 0.62, 0.66), "wm": (0.95, 0.95, 0.45, 0.50)}
 # Oedema is bright in T2/FLAIR and the rim in T1c, as in real scans, but with bias and noise both overlap
-# grey matter: the best single threshold stays well below Dice 0.6 (datasets/brain-lesions.md).
-LESION_LEVELS = {1: (0.28, 0.28, 0.95, 0.38), 2: (0.57, 0.57, 0.76, 0.76), 4: (0.62, 1.20, 0.68, 0.72)}
+# grey matter (and T2 oedema overlaps CSF): the best single threshold stays well below Dice 0.6
+# (datasets/brain-lesions.md).
+LESION_LEVELS = {1: (0.28, 0.28, 0.95, 0.38), 2: (0.57, 0.57, 0.85, 0.85), 4: (0.62, 1.20, 0.68, 0.72)}
 
 
 def load_mni152(spacing_mm: float = 2.0) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -57,10 +59,15 @@ def load_mni152(spacing_mm: float = 2.0) -> tuple[dict[str, np.ndarray], np.ndar
 
 
 def smooth_field(shape: tuple[int, ...], rng: np.random.Generator, cells: int = 4) -> np.ndarray:
-    """Smooth random field in about [-1, 1]: a coarse random grid upsampled with cubic splines."""
-    coarse = rng.uniform(-1, 1, size=(cells,) * len(shape))
-    return ndimage.zoom(coarse, [s / cells for s in shape], order=3, grid_mode=True, mode="nearest")[
-        tuple(slice(0, s) for s in shape)].astype(np.float32)
+    """Smooth random field in about [-1, 1]: a coarse random grid upsampled with cubic splines.
+
+    Spline zoom is separable, so it runs one axis at a time as a (size, cells) matrix product: the same values
+    as ``ndimage.zoom`` of the whole grid, about 50x faster."""
+    field = rng.uniform(-1, 1, size=(cells,) * len(shape))
+    for axis, size in enumerate(shape):
+        basis = ndimage.zoom(np.eye(cells), (size / cells, 1), order=3, grid_mode=True, mode="nearest")[:size]
+        field = np.moveaxis(np.tensordot(basis, field, axes=(1, axis)), 0, axis)
+    return field.astype(np.float32)
 
 
 def lesion_label(anatomy: dict, spacing_mm: float, rng: np.random.Generator) -> np.ndarray:
@@ -129,7 +136,7 @@ def make_case(anatomy: dict, spacing_mm: float, seed: int, index: int) -> tuple[
     return render_channels(anatomy, label, rng), label
 
 
-def prepare_brain_lesions(root: Path, n_train: int = 24, n_val: int = 8, spacing_mm: float = 2.0,
+def prepare_brain_lesions(root: Path, n_train: int = 96, n_val: int = 16, spacing_mm: float = 2.0,
                           seed: int = 0) -> Path:
     """Build the dataset under ``root`` (skipped when complete with the same settings); returns ``root``."""
     root = Path(root)
@@ -139,7 +146,7 @@ def prepare_brain_lesions(root: Path, n_train: int = 24, n_val: int = 8, spacing
         return root
     anatomy, affine = load_mni152(spacing_mm)
     entries = []
-    for index in range(n_train + n_val):
+    for index in tqdm(range(n_train + n_val), desc="brain-lesions cases", leave=False, mininterval=1.0):
         image, label = make_case(anatomy, spacing_mm, seed, index)
         name = f"lesions_{index:03d}.nii.gz"
         write_nifti(image, affine, root / "imagesTr" / name)
