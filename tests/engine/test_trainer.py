@@ -60,6 +60,28 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
     assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
 
 
+class TenSecondSteps(ClassifyTask):
+    """Each training step takes 10 s on the trainer's (fake) clock."""
+
+    now = 0.0
+
+    def train_step(self, model, batch):
+        TenSecondSteps.now += 10.0
+        return super().train_step(model, batch)
+
+
+def test_time_limit_shortens_the_run_so_the_schedule_ends_on_time(tmp_path: Path) -> None:
+    cfg = resolve_config("classify", BASE + [f"train.project={tmp_path}", "train.epochs=10", "train.time_limit=8",
+                                             "train.warmup_epochs=0", "train.min_lr_ratio=0.01"])
+    trainer = Trainer(cfg, TenSecondSteps(cfg))
+    trainer.clock = lambda: TenSecondSteps.now
+    trainer.fit()  # digits: 20 steps = 200 s per epoch; 480 s fit 2 of the 10 epochs
+    rows = (tmp_path / "classify" / "exp" / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and "epochs: 2" in (tmp_path / "classify" / "exp" / "config.yaml").read_text()
+    final_lr = checkpoint.load(tmp_path / "classify" / "exp" / "weights" / "last.pt")["metrics"]["lr"]
+    assert final_lr == pytest.approx(0.003 * 0.01)  # the cosine reached its end, not cut off half-way
+
+
 def test_accumulation_ema_clip_and_early_stop(tmp_path: Path) -> None:
     metrics = fit(tmp_path, "train.epochs=6", "train.grad_accum=2", "train.ema=0.9", "train.clip_grad=1.0",
                   "train.patience=1", "train.monitor=val_loss", "train.optimizer=sgd", "train.lr=0.05")

@@ -29,13 +29,14 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                     steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per optimiser step: linear warm-up over ``warmup_epochs``, then cosine to ``lr * min_lr_ratio``."""
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+    """Per optimiser step: linear warm-up over ``warmup_epochs``, then cosine to ``lr * min_lr_ratio`` at the end
+    of ``cfg.epochs``, read at every step (the trainer may shorten the run to fit ``time_limit``)."""
     if cfg.scheduler not in ("cosine", "constant"):
         raise ConfigError(f"train.scheduler={cfg.scheduler!r} is unknown; valid: cosine, constant")
 
     def factor(step: int) -> float:
+        total = max(1, cfg.epochs * steps_per_epoch)
+        warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
         if step < warmup:
             return (step + 1) / (warmup + 1)
         if cfg.scheduler == "constant":

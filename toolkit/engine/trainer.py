@@ -46,6 +46,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 class Trainer:
     """``Trainer(cfg, task).fit()`` -> final metrics. Writes ``runs/<task>/<name>/``."""
 
+    clock = staticmethod(time.monotonic)  # seconds; for train.time_limit and the time column of results.csv
+
     def __init__(self, cfg: Config, task: Task, callbacks: list[Callback] | None = None) -> None:
         self.cfg, self.task, self.t = cfg, task, cfg.train
         self.dist = distributed.setup(self.t.device)
@@ -151,12 +153,16 @@ class Trainer:
         try:
             self._setup()
             self._log(self._summary())
-            self.t0 = time.time()
-            for epoch in range(self.start_epoch, self.t.epochs):
+            self.t0 = self.clock()
+            epoch = self.start_epoch
+            while epoch < self.t.epochs:  # train.epochs may shrink to fit train.time_limit
                 row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
                 if self.dist.is_main:
                     row.update(self.evaluate(self.val_loader))
-                    row["time"] = round(time.time() - self.t0, 1)
+                    row["time"] = round(self.clock() - self.t0, 1)
+                if epoch == self.start_epoch:
+                    self._fit_to_time_limit()
+                if self.dist.is_main:
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, row)
                     self._log(self._epoch_line(row))
@@ -166,6 +172,7 @@ class Trainer:
                 if self.stop_reason:
                     self._log(self.stop_reason)
                     break
+                epoch += 1
             return self._finish()
         finally:
             distributed.cleanup()
@@ -238,9 +245,24 @@ class Trainer:
         distributed.barrier(self.dist)
         return metrics
 
+    def _fit_to_time_limit(self) -> None:
+        """After the first epoch: if ``train.epochs`` will not fit into ``train.time_limit``, end the run (and so
+        the learning-rate schedule) after the epochs that do, instead of cutting it off mid-schedule."""
+        if not self.t.time_limit:
+            return
+        seconds = distributed.broadcast(self.clock() - self.t0, self.dist)
+        remaining = self.t.time_limit * 60 - seconds
+        fit = self.start_epoch + 1 + max(0, int(remaining // seconds))
+        if fit < self.t.epochs:
+            self._log(f"an epoch takes {seconds:.0f} s: {fit} of train.epochs={self.t.epochs} fit into "
+                      f"train.time_limit={self.t.time_limit} min; the schedule now ends after epoch {fit}")
+            self.t.epochs = fit
+            if self.dist.is_main:
+                config_mod.save(self.cfg, self.run_dir / "config.yaml")
+
     # -- helpers ------------------------------------------------------------------------------
     def _time_up(self) -> bool:
-        return bool(self.t.time_limit) and time.time() - self.t0 > self.t.time_limit * 60
+        return bool(self.t.time_limit) and self.clock() - self.t0 > self.t.time_limit * 60
 
     def _log(self, text: str) -> None:
         if self.dist.is_main:
