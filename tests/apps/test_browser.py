@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -23,42 +18,11 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.apps.conftest import app_environment
 from toolkit import apps_support as support
+from toolkit.app_server import ROOT, serve
 from toolkit.medical import sample_file
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT = 90_000  # ms
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _serve(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """``streamlit run apps/<app>.py`` on a free port; yields its URL once /_stcore/health answers."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "apps" / f"{app}.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +40,7 @@ def browser() -> Iterator[Browser]:
 def urls(app_root: Path, tmp_path_factory) -> Iterator[dict[str, str]]:
     logs = tmp_path_factory.mktemp("logs")
     env = app_environment(app_root)
-    with _serve("detection", env, logs / "detection.log") as det, _serve("medical", env, logs / "medical.log") as med:
+    with serve("detection", env, logs / "detection.log") as det, serve("medical", env, logs / "medical.log") as med:
         yield {"detection": det, "medical": med, "medical.log": logs / "medical.log"}
 
 
