@@ -36,7 +36,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_accum: int = 1
     clip_grad: float = 0.0  # max grad norm; 0 = off
-    amp: str = "none"  # none | bf16 | fp16 (fp16 uses a GradScaler, CUDA only)
+    amp: str = "none"  # none | bf16 | fp16 (fp16 uses a GradScaler, CUDA only) | auto (bf16 where native)
     channels_last: bool = False
     ema: float = 0.0  # EMA decay of the weights, e.g. 0.999; 0 = off
     patience: int = 0  # early stopping: epochs without improvement; 0 = off
@@ -85,13 +85,11 @@ def build(task: str, data_cls: type, model_cls: type, sources: list[dict[str, An
 
 
 def load(task: str, data_cls: type, model_cls: type, overrides: list[str] | None = None,
-         recipe: str | None = None) -> Config:
-    """Recipe ``configs/<task>.yaml`` < ``cfg=FILE.yaml`` < ``a.b=c`` overrides."""
+         recipes: list[str] | None = None) -> Config:
+    """Recipes (``configs/<name>.yaml`` for each name, default ``[task]``) < ``cfg=FILE.yaml`` < ``a.b=c``."""
     overrides = list(overrides or [])
-    sources: list[dict[str, Any]] = []
-    recipe_path = RECIPES / f"{recipe or task}.yaml"
-    if recipe_path.exists():
-        sources.append(read_yaml(recipe_path))
+    sources = [read_yaml(RECIPES / f"{name}.yaml") for name in recipes or [task]
+               if (RECIPES / f"{name}.yaml").is_file()]
     user_file = [o for o in overrides if o.startswith("cfg=")]
     for item in user_file:
         sources.append(read_yaml(Path(item.split("=", 1)[1])))

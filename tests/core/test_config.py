@@ -20,6 +20,15 @@ def test_overrides_beat_yaml_beat_recipe(tmp_path: Path) -> None:
     assert cfg.data.hflip == 0.0  # from the digits recipe
 
 
+def test_a_built_in_dataset_overlays_the_task_recipe(tmp_path: Path) -> None:
+    demo, custom = resolve_config("classify", []), resolve_config("classify", [f"data={tmp_path}"])
+    assert demo.data.source == "fashion-mnist" and demo.train.time_limit == 9.5  # classify-fashion-mnist.yaml
+    assert custom.train.time_limit == 0.0  # a fine-tune on your own data is never cut by the demo's limit
+    assert custom.model.backbone == demo.model.backbone == "simple_cnn_x2"  # both from classify.yaml
+    assert resolve_config("detect", []).train.time_limit == 9.5
+    assert resolve_config("detect", [f"data={tmp_path}"]).train.time_limit == 0.0
+
+
 def test_unknown_key_lists_valid_ones() -> None:
     with pytest.raises(ConfigError) as err:
         resolve_config("classify", ["train.epoch=3"])

@@ -56,12 +56,23 @@ def build_ema(model: nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Does ``device`` compute bfloat16 in hardware (CUDA Ampere+, CPU with AMX or AVX512-BF16)?"""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    return False
+
+
 class Precision:
-    """Autocast context + GradScaler for ``train.amp`` = none | bf16 | fp16."""
+    """Autocast context + GradScaler for ``train.amp`` = none | bf16 | fp16 | auto (bf16 where native)."""
 
     def __init__(self, amp: str, device: torch.device) -> None:
-        if amp not in ("none", "bf16", "fp16"):
-            raise ConfigError(f"train.amp={amp!r} is unknown; valid: none, bf16, fp16")
+        if amp not in ("none", "bf16", "fp16", "auto"):
+            raise ConfigError(f"train.amp={amp!r} is unknown; valid: none, bf16, fp16, auto")
+        if amp == "auto":
+            amp = "bf16" if native_bf16(device) else "none"
         if amp == "fp16" and device.type != "cuda":
             raise ConfigError(f"train.amp=fp16 needs CUDA (device is {device}); use train.amp=bf16 or none")
         self.device_type = device.type

@@ -17,8 +17,8 @@ from toolkit.tasks import task_class
 def resolve_config(task: str, overrides: list[str]) -> Config:
     """Recipe < cfg=FILE < overrides; with ``train.resume=CKPT`` the checkpoint's config is the base.
 
-    The recipe is ``configs/<task>-<data.source>.yaml`` when one exists for a built-in dataset,
-    else ``configs/<task>.yaml``."""
+    The recipe is ``configs/<task>.yaml``, overlaid by ``configs/<task>-<data.source>.yaml`` when the
+    dataset (given, or the task's default) is a built-in one with its own settings."""
     cls = task_class(task)
     parsed = config_mod.parse_overrides([o for o in overrides if not o.startswith("cfg=")])
     resume = parsed.get("train", {}).get("resume")
@@ -27,9 +27,8 @@ def resolve_config(task: str, overrides: list[str]) -> Config:
         if saved["task"] != task:
             raise config_mod.ConfigError(f"{resume} was trained for task '{saved['task']}', not '{task}'")
         return config_mod.build(task, cls.DataConfig, cls.ModelConfig, [saved, parsed])
-    source = str(parsed.get("data", {}).get("source", ""))
-    recipe = f"{task}-{source}" if (config_mod.RECIPES / f"{task}-{source}.yaml").is_file() else task
-    return config_mod.load(task, cls.DataConfig, cls.ModelConfig, overrides, recipe=recipe)
+    source = str(parsed.get("data", {}).get("source") or cls.DataConfig().source)
+    return config_mod.load(task, cls.DataConfig, cls.ModelConfig, overrides, recipes=[task, f"{task}-{source}"])
 
 
 def train(task: str, overrides: list[str] | None = None, **kwargs: Any) -> dict[str, float]:
