@@ -26,8 +26,8 @@ def app_root(tmp_path_factory) -> Path:
     write_coco(make_split(root / "raw" / "val", 3, seed=1), root / "coco" / "val")
     common = ["train.epochs=1", "train.batch_size=2", "train.progress=false", "train.workers=0", "train.threads=1",
               f"train.project={root / 'runs'}"]
-    train("detect", [f"data={root / 'coco'}", "model.arch=fcos", "model.backbone=resnet18", "data.img_size=64",
-                     *common])
+    train("detect", [f"data={root / 'coco'}", "model.arch=fcos", "model.backbone=resnet18", "model.pretrained=false",
+                     "data.img_size=64", *common])
     data = prepare_brain_lesions(root / "data" / "brain-lesions", n_train=2, n_val=1, spacing_mm=6.0, seed=0)
     train("segment3d", [f"data.source={data}", "data.roi=[32,32,32]", "model.init_filters=8", *common])
     return root

@@ -19,7 +19,8 @@ def run(tmp_path_factory) -> tuple[Path, Path, Path]:
     write_coco(make_split(work / "raw" / "train", 6, negatives=1), data / "train")
     write_coco(make_split(work / "raw" / "val", 3, seed=1), data / "val")
     runs = work / "runs"
-    code = main(["train", "detect", f"data={data}", "model.arch=fcos", "model.backbone=resnet18", "data.img_size=64",
+    code = main(["train", "detect", f"data={data}", "model.arch=fcos", "model.backbone=resnet18",
+                 "model.pretrained=false", "data.img_size=64",
                  "train.epochs=1", "train.batch_size=2", "train.progress=false", f"train.project={runs}"])
     assert code == 0
     return work, data, runs / "detect" / "exp" / "weights" / "best.pt"

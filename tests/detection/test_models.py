@@ -37,6 +37,13 @@ def test_fpn_taps_stride_8_and_16_on_mobilenet() -> None:
     assert model.model.backbone.strides == [4, 8, 16, 32, 64]
 
 
+def test_anchors_start_at_anchor_size_on_the_finest_level_and_double() -> None:
+    model = build_detector("fasterrcnn", "mobilenet_v2", 1, min_size=SIZE, max_size=SIZE, anchor_size=16)
+    assert model.model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
+    model = build_detector("retinanet", "resnet18", 1, min_size=SIZE, max_size=SIZE)
+    assert [round(s[0]) for s in model.model.anchor_generator.sizes] == [32, 64, 128, 256, 512]
+
+
 def test_coco_weights_only_for_known_pairs() -> None:
     with pytest.raises(ConfigError, match="valid pairs: fasterrcnn\\+resnet50"):
         build_detector("ssdlite", "mobilenet_v2", 1, weights="coco")

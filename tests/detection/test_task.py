@@ -18,7 +18,7 @@ from toolkit.tasks.detect import DetectData, DetectModel, DetectTask, tile_windo
 
 
 def _task(**data: object) -> DetectTask:
-    model = {"arch": "fcos", "backbone": "simple_cnn"}
+    model = {"arch": "fcos", "backbone": "simple_cnn", "pretrained": False}
     return DetectTask(build("detect", DetectData, DetectModel, [{"data": {"img_size": 64, **data}, "model": model}]))
 
 

@@ -58,13 +58,15 @@ class Detector(nn.Module):
 def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretrained: bool | str = False,
                    trainable_stages: int | None = None, weights: str | None = None, min_size: int = 320,
                    max_size: int = 320, box_batch_size_per_image: int = 128, fpn_min_stride: int = 0,
-                   score_thresh: float = 0.01, detections_per_img: int = 100) -> Detector:
+                   anchor_size: int = 32, score_thresh: float = 0.01, detections_per_img: int = 100) -> Detector:
     """Build ``arch`` on ``create_backbone(backbone_name)`` for ``num_classes`` classes (no background).
 
     ``pretrained``: ImageNet backbone weights (see ``create_backbone``). ``weights="coco"``: the
     whole detector from torchvision's COCO weights (resnet50 only), box predictor replaced.
     ``min_size``/``max_size``: the model's internal resize (pixels; SSDlite uses a fixed
     ``min_size`` square). ``fpn_min_stride``: shallowest FPN level (0 = 4 for Faster R-CNN, 8 else).
+    ``anchor_size``: Faster R-CNN / RetinaNet anchor on the finest level (pixels at the model's input size),
+    doubling per level.
     """
     if arch not in ARCHS:
         raise ConfigError(f"unknown detector '{arch}'; valid: {', '.join(ARCHS)}")
@@ -79,23 +81,25 @@ def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretraine
         min_stride = fpn_min_stride or DEFAULT_MIN_STRIDE[arch]
         neck = BackboneFPN(backbone, min_stride, "pool" if arch == "fasterrcnn" else "p6p7")
         if arch == "fasterrcnn":
-            model = _fasterrcnn(neck, k, box_batch_size_per_image, score_thresh, detections_per_img, **common)
+            model = _fasterrcnn(neck, _anchors(arch, neck.strides, anchor_size), k, box_batch_size_per_image,
+                                score_thresh, detections_per_img, **common)
         else:
             cls = RetinaNet if arch == "retinanet" else FCOS
-            model = cls(neck, k, anchor_generator=_anchors(arch, neck.strides), score_thresh=score_thresh,
+            model = cls(neck, k, anchor_generator=_anchors(arch, neck.strides, anchor_size), score_thresh=score_thresh,
                         detections_per_img=detections_per_img, **common)
     if coco:
         load_coco(model, coco)
     return Detector(model, arch, num_classes)
 
 
-def _anchors(arch: str, strides: list[int]) -> AnchorGenerator:
-    """Anchor sizes from the level strides: Faster R-CNN 8x stride (3 ratios), RetinaNet 4x stride
-    (3 scales x 3 ratios), FCOS one point per location (size = stride), as torchvision's COCO models."""
+def _anchors(arch: str, strides: list[int], size: int = 32) -> AnchorGenerator:
+    """Anchors as torchvision's COCO models: ``size`` px (32) on the finest FPN level, doubling per level,
+    3 ratios (RetinaNet: x 3 scales); FCOS one point per location (size = stride). Whichever stride the
+    finest level has (``fpn_min_stride``), the smallest anchor stays ``size`` px."""
     if arch == "fasterrcnn":
-        sizes = tuple((8 * s,) for s in strides)
+        sizes = tuple((size * 2 ** level,) for level in range(len(strides)))
     elif arch == "retinanet":
-        sizes = tuple(tuple(4 * s * 2 ** (i / 3) for i in range(3)) for s in strides)
+        sizes = tuple(tuple(size * 2 ** level * 2 ** (i / 3) for i in range(3)) for level in range(len(strides)))
     else:
         return AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
     return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
@@ -106,10 +110,10 @@ def _anchors(arch: str, strides: list[int]) -> AnchorGenerator:
 RPN_PROPOSALS_TEST = 300
 
 
-def _fasterrcnn(neck: BackboneFPN, k: int, box_batch: int, score_thresh: float, dets: int,
+def _fasterrcnn(neck: BackboneFPN, anchors: AnchorGenerator, k: int, box_batch: int, score_thresh: float, dets: int,
                 **common: int) -> FasterRCNN:
     roi_pool = MultiScaleRoIAlign(featmap_names=neck.levels, output_size=7, sampling_ratio=2)
-    return FasterRCNN(neck, k, rpn_anchor_generator=_anchors("fasterrcnn", neck.strides), box_roi_pool=roi_pool,
+    return FasterRCNN(neck, k, rpn_anchor_generator=anchors, box_roi_pool=roi_pool,
                       box_batch_size_per_image=box_batch, box_score_thresh=score_thresh,
                       box_detections_per_img=dets, rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, **common)
 

@@ -61,6 +61,7 @@ class DetectModel:
     min_size: int = 0  # model's internal resize; 0 = data.img_size
     max_size: int = 0
     fpn_min_stride: int = 0  # shallowest FPN level; 0 = 4 (fasterrcnn) or 8 (retinanet, fcos)
+    anchor_size: int = 32  # Faster R-CNN / RetinaNet anchor on the finest FPN level (px), doubling per level
     box_batch_size_per_image: int = 128  # Faster R-CNN RoIs sampled per image for the box head
     score_thresh: float = 0.01  # detections below are discarded before NMS
     detections_per_img: int = 100
@@ -142,7 +143,8 @@ class DetectTask:
                               trainable_stages=m.trainable_stages, weights=m.weights if pretrained else None,
                               min_size=m.min_size or size, max_size=m.max_size or m.min_size or size,
                               box_batch_size_per_image=m.box_batch_size_per_image, fpn_min_stride=m.fpn_min_stride,
-                              score_thresh=m.score_thresh, detections_per_img=m.detections_per_img)
+                              anchor_size=m.anchor_size, score_thresh=m.score_thresh,
+                              detections_per_img=m.detections_per_img)
 
     def train_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         losses = model(batch["images"], batch["targets"])
