@@ -1,6 +1,7 @@
 """Shared bits of the benchmarks: timing, peak memory, writing JSON + a Markdown table."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -35,6 +36,39 @@ def run_child(script: str, name: str, args: list[str]) -> dict[str, Any]:
     out = subprocess.run([sys.executable, script, "--child", name, *args], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def timed_steps(loss_of: Callable[[], torch.Tensor], optimizer: torch.optim.Optimizer, steps: int,
+                warmup: int = 2) -> tuple[float, float]:
+    """Wall and CPU seconds of ``steps`` optimiser steps on ``loss_of()``, after ``warmup`` untimed ones."""
+    for i in range(steps + warmup):
+        if i == warmup:
+            wall, cpu = time.perf_counter(), time.process_time()
+        optimizer.zero_grad()
+        loss_of().backward()
+        optimizer.step()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def compare_in_children(script: str, impls: tuple[str, ...], child: Callable[..., dict], *, steps: int, batch: int,
+                        size: int) -> tuple[argparse.Namespace, list[dict[str, Any]]] | None:
+    """The command line of a speed benchmark (``--threads --steps --batch --size``). In the parent: one fresh
+    child process per implementation (so peak memory does not mix), returns (args, rows). In a child
+    (``--child IMPL``): prints ``child(IMPL, steps, batch, size)`` as JSON and returns None."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--size", type=int, default=size)
+    parser.add_argument("--child", choices=impls, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(child(args.child, args.steps, args.batch, args.size)))
+        return None
+    args.load = tuple(round(v, 2) for v in os.getloadavg())
+    options = [f"--{k}={getattr(args, k)}" for k in ("threads", "steps", "batch", "size")]
+    return args, [run_child(script, impl, options) for impl in impls]
 
 
 def machine() -> dict[str, Any]:

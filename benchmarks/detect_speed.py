@@ -10,8 +10,6 @@ a fresh process, one run.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import peak_rss_mb, run_child, write  # noqa: E402
+from common import compare_in_children, peak_rss_mb, timed_steps, write  # noqa: E402
 
 from toolkit import config  # noqa: E402
 from toolkit.tasks.detect import DetectData, DetectModel, DetectTask  # noqa: E402
@@ -49,13 +47,7 @@ def child(impl: str, steps: int, batch_size: int, size: int) -> dict:
     model = build(impl, task, size).train()
     targets = batch["targets"] if impl == "toolkit" else [{**t, "labels": t["labels"] + 1} for t in batch["targets"]]
     optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
-    for i in range(steps + 2):  # two warm-up steps
-        if i == 2:
-            wall, cpu = time.perf_counter(), time.process_time()
-        optimizer.zero_grad()
-        sum(model(batch["images"], targets).values()).backward()
-        optimizer.step()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall, cpu = timed_steps(lambda: sum(model(batch["images"], targets).values()), optimizer, steps)
     model.eval()
     with torch.no_grad():
         model(batch["images"][:1])
@@ -70,26 +62,17 @@ def child(impl: str, steps: int, batch_size: int, size: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--size", type=int, default=320)
-    parser.add_argument("--child", choices=("toolkit", "torchvision"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.child:
-        print(json.dumps(child(args.child, args.steps, args.batch, args.size)))
+    compared = compare_in_children(__file__, ("toolkit", "torchvision"), child, steps=6, batch=2, size=320)
+    if compared is None:
         return
-    load = tuple(round(v, 2) for v in os.getloadavg())
-    options = [f"--{k}={getattr(args, k)}" for k in ("threads", "steps", "batch", "size")]
-    ours, stock = rows = [run_child(__file__, impl, options) for impl in ("toolkit", "torchvision")]
+    args, rows = compared
+    ours, stock = rows
     notes = (f"Faster R-CNN ResNet-50 FPN, batch {args.batch} nuclei tiles at {args.size} px, {args.steps} timed "
              f"train steps, threads {args.threads}. Ratio toolkit / torchvision: training "
              f"{ours['train_images_per_s'] / stock['train_images_per_s']:.2f}x (images per wall second), "
              f"{ours['train_images_per_cpu_s'] / stock['train_images_per_cpu_s']:.2f}x (per CPU second); "
              f"inference {stock['infer_ms_per_image'] / ours['infer_ms_per_image']:.2f}x (latency ratio, >1 = "
-             f"toolkit faster). Goal >= 0.95x. Load average at start {load} on {os.cpu_count()} cores.")
+             f"toolkit faster). Goal >= 0.95x. Load average at start {args.load} on {os.cpu_count()} cores.")
     write("detect_speed", rows, notes)
 
 

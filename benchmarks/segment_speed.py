@@ -9,17 +9,14 @@ hand-written step. Each side runs in a fresh process so peak memory (RSS) does n
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import peak_rss_mb, run_child, write  # noqa: E402
+from common import compare_in_children, peak_rss_mb, timed_steps, write  # noqa: E402
 
 from toolkit import config  # noqa: E402
 from toolkit.tasks.segment import SegmentData, SegmentModel, SegmentTask  # noqa: E402
@@ -53,14 +50,7 @@ def child(impl: str, steps: int, batch_size: int, size: int) -> dict:
     task, batch = nuclei_task(batch_size, size)
     model, loss_of = (toolkit_step if impl == "toolkit" else smp_step)(task, batch)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
-    for i in range(steps + 2):  # two warm-up steps
-        if i == 2:
-            wall, cpu = time.perf_counter(), time.process_time()
-        optimizer.zero_grad()
-        loss_of().backward()
-        optimizer.step()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall, cpu = timed_steps(loss_of, torch.optim.AdamW(model.parameters(), 1e-3), steps)
     images = steps * batch_size
     return {"what": impl, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
             "images": images, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
@@ -69,26 +59,16 @@ def child(impl: str, steps: int, batch_size: int, size: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--child", choices=("toolkit", "smp"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.child:
-        print(json.dumps(child(args.child, args.steps, args.batch, args.size)))
+    compared = compare_in_children(__file__, ("toolkit", "smp"), child, steps=10, batch=8, size=128)
+    if compared is None:
         return
-    load = tuple(round(v, 2) for v in os.getloadavg())
-    options = [f"--{k}={getattr(args, k)}" for k in ("threads", "steps", "batch", "size")]
-    rows = [run_child(__file__, impl, options) for impl in ("toolkit", "smp")]
+    args, rows = compared
     ours, theirs = rows
     notes = (f"U-Net ResNet-18, batch {args.batch} x 1 x {args.size} x {args.size}, {args.steps} timed steps, "
              f"threads {args.threads}. Ratio toolkit / segmentation_models_pytorch: "
              f"{ours['images_per_s'] / theirs['images_per_s']:.2f} (images per wall second), "
              f"{ours['images_per_cpu_s'] / theirs['images_per_cpu_s']:.2f} (per CPU second). Load average "
-             f"at start {load} on {os.cpu_count()} cores.")
+             f"at start {args.load} on {os.cpu_count()} cores.")
     write("segment_speed", rows, notes)
 
 

@@ -46,14 +46,16 @@ class PlainDataset(Dataset):
         return self.t(self.x[i][None]), self.y[i]
 
 
-def plain_epoch(model: torch.nn.Module, loader: DataLoader, channels_last: bool) -> float:
+def plain_epoch(model: torch.nn.Module, loader: DataLoader, channels_last: bool, dtype: torch.dtype | None) -> float:
+    """One epoch of a hand-written loop; ``dtype``: bf16 autocast as the toolkit's ``train.amp`` resolved, or None."""
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
     model.train()
     with Timer() as t:
         for x, y in loader:
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -91,8 +93,9 @@ def main() -> None:
     for i in range(13):
         if i == 3:
             t_step = time.perf_counter()
-        loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last) if cl else x),
-                               torch.zeros(len(x), dtype=torch.long))
+        with trainer.precision.autocast():
+            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last) if cl else x),
+                                   torch.zeros(len(x), dtype=torch.long))
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -105,7 +108,8 @@ def main() -> None:
         plain_model = plain_model.to(memory_format=torch.channels_last)
     plain_loader = DataLoader(PlainDataset(arrays["x_train"][:n], arrays["y_train"][:n], cfg.data.img_size),
                               batch_size=bs, shuffle=True, drop_last=True, num_workers=trainer.train_loader.num_workers)
-    t_plain = plain_epoch(plain_model, plain_loader, cl)
+    dtype = trainer.precision.dtype
+    t_plain = plain_epoch(plain_model, plain_loader, cl, dtype)
     n_plain = len(plain_loader) * bs
 
     toolkit_ips, plain_ips = n_toolkit / t_toolkit.seconds, n_plain / t_plain
@@ -118,7 +122,8 @@ def main() -> None:
     ]
     notes = (f"toolkit / plain = {toolkit_ips / plain_ips:.3f}x (goal >= 0.95x); data loader / model step = "
              f"{loader_ips / step_ips:.1f}x (goal >= 3x). Backbone {cfg.model.backbone}, {n} images, batch {bs}, "
-             f"img_size {cfg.data.img_size or 28}, channels_last {cl}, workers {trainer.train_loader.num_workers}, "
+             f"img_size {cfg.data.img_size or 28}, channels_last {cl}, autocast {dtype}, "
+             f"workers {trainer.train_loader.num_workers}, "
              f"peak RSS {peak_rss_mb():.0f} MiB.")
     write("train_throughput", rows, notes)
 
