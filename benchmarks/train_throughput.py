@@ -2,13 +2,14 @@
 
 Same model (the quickstart recipe's backbone + head), same Fashion-MNIST images, batch size,
 augmentation (flip + translate), threads. Also: the toolkit's data loader alone vs the model step
-alone, to show the pipeline is not the bottleneck.
+alone, to show the pipeline is not the bottleneck. Medians of ``--repeats`` alternating rounds.
 
-    python benchmarks/train_throughput.py [--images 12800] [--backbone simple_cnn] [--size 0]
+    python benchmarks/train_throughput.py [--images 12800] [--backbone simple_cnn] [--size 0] [--repeats 3]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Timer, peak_rss_mb, write  # noqa: E402
+from common import Timer, peak_rss_mb, timed_steps, write  # noqa: E402
 
 from toolkit.backbones import create_backbone  # noqa: E402
 from toolkit.data import builtin  # noqa: E402
@@ -67,6 +68,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=12800)
     ap.add_argument("--backbone", default="")
     ap.add_argument("--size", type=int, default=-1)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of the four measurements; medians reported")
     args = ap.parse_args()
     overrides = ["train.epochs=1", "train.progress=false", f"data.limit={args.images}", "train.project=runs/bench/tmp",
                  "train.exist_ok=true", "data.val_split=0.01"]
@@ -80,26 +82,15 @@ def main() -> None:
     trainer = Trainer(cfg, ClassifyTask(cfg))
     trainer._setup()
     trainer.t0 = time.time()
-    with Timer() as t_toolkit:
-        trainer._train_epoch(0)
     n_toolkit = len(trainer.train_loader) * bs
-
-    with Timer() as t_loader:
-        for _ in trainer.train_loader:
-            pass
     x = next(iter(trainer.train_loader))["image"]
-    model = trainer.model
-    opt = torch.optim.AdamW(model.parameters())
-    for i in range(13):
-        if i == 3:
-            t_step = time.perf_counter()
+    x = x.contiguous(memory_format=torch.channels_last) if cl else x
+    model, dtype = trainer.model, trainer.precision.dtype
+    step_opt = torch.optim.AdamW(model.parameters())
+
+    def step_loss() -> torch.Tensor:
         with trainer.precision.autocast():
-            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last) if cl else x),
-                                   torch.zeros(len(x), dtype=torch.long))
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    step_s = (time.perf_counter() - t_step) / 10
+            return F.cross_entropy(model(x), torch.zeros(len(x), dtype=torch.long))
 
     arrays = builtin.load_arrays(builtin.prepare("fashion-mnist"))
     torch.manual_seed(0)
@@ -108,22 +99,31 @@ def main() -> None:
         plain_model = plain_model.to(memory_format=torch.channels_last)
     plain_loader = DataLoader(PlainDataset(arrays["x_train"][:n], arrays["y_train"][:n], cfg.data.img_size),
                               batch_size=bs, shuffle=True, drop_last=True, num_workers=trainer.train_loader.num_workers)
-    dtype = trainer.precision.dtype
-    t_plain = plain_epoch(plain_model, plain_loader, cl, dtype)
     n_plain = len(plain_loader) * bs
 
-    toolkit_ips, plain_ips = n_toolkit / t_toolkit.seconds, n_plain / t_plain
-    loader_ips, step_ips = n_toolkit / t_loader.seconds, bs / step_s
+    # Rounds alternate the four measurements so that a slow spell of the machine hits all of them alike.
+    runs: dict[str, list[float]] = {"toolkit": [], "plain": [], "loader": [], "step": []}
+    for r in range(args.repeats):
+        with Timer() as t:
+            trainer._train_epoch(r)
+        runs["toolkit"].append(n_toolkit / t.seconds)
+        runs["plain"].append(n_plain / plain_epoch(plain_model, plain_loader, cl, dtype))
+        with Timer() as t:
+            for _ in trainer.train_loader:
+                pass
+        runs["loader"].append(n_toolkit / t.seconds)
+        runs["step"].append(10 * bs / timed_steps(step_loss, step_opt, 10, warmup=3)[0])
+    toolkit_ips, plain_ips, loader_ips, step_ips = (statistics.median(runs[k]) for k in runs)
     rows = [
-        {"what": "toolkit training epoch", "images/s": toolkit_ips},
-        {"what": "plain PyTorch loop (torchvision v2 transforms)", "images/s": plain_ips},
-        {"what": "toolkit data loader alone", "images/s": loader_ips},
-        {"what": "model step alone (fwd+bwd+AdamW)", "images/s": step_ips},
-    ]
+        {"what": what, "images/s": median, "rounds": " ".join(f"{v:.0f}" for v in runs[key])}
+        for what, key, median in (("toolkit training epoch", "toolkit", toolkit_ips),
+                                  ("plain PyTorch loop (torchvision v2 transforms)", "plain", plain_ips),
+                                  ("toolkit data loader alone", "loader", loader_ips),
+                                  ("model step alone (fwd+bwd+AdamW)", "step", step_ips))]
     notes = (f"toolkit / plain = {toolkit_ips / plain_ips:.3f}x (goal >= 0.95x); data loader / model step = "
              f"{loader_ips / step_ips:.1f}x (goal >= 3x). Backbone {cfg.model.backbone}, {n} images, batch {bs}, "
              f"img_size {cfg.data.img_size or 28}, channels_last {cl}, autocast {dtype}, "
-             f"workers {trainer.train_loader.num_workers}, "
+             f"workers {trainer.train_loader.num_workers}, medians of {args.repeats} rounds, "
              f"peak RSS {peak_rss_mb():.0f} MiB.")
     write("train_throughput", rows, notes)
 
