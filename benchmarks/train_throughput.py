@@ -31,6 +31,10 @@ from toolkit.heads.classification import Classifier  # noqa: E402
 from toolkit.tasks.classify import ClassifyTask  # noqa: E402
 
 
+LABELS = {"toolkit": "toolkit training epoch", "plain": "plain PyTorch loop (torchvision v2 transforms)",
+          "loader": "toolkit data loader alone", "step": "model step alone (fwd+bwd+AdamW)"}
+
+
 class PlainDataset(Dataset):
     """What a hand-written loop would do: uint8 arrays -> float tensor -> torchvision v2 transforms."""
 
@@ -102,7 +106,7 @@ def main() -> None:
     n_plain = len(plain_loader) * bs
 
     # Rounds alternate the four measurements so that a slow spell of the machine hits all of them alike.
-    runs: dict[str, list[float]] = {"toolkit": [], "plain": [], "loader": [], "step": []}
+    runs: dict[str, list[float]] = {key: [] for key in LABELS}
     for r in range(args.repeats):
         with Timer() as t:
             trainer._train_epoch(r)
@@ -113,15 +117,11 @@ def main() -> None:
                 pass
         runs["loader"].append(n_toolkit / t.seconds)
         runs["step"].append(10 * bs / timed_steps(step_loss, step_opt, 10, warmup=3)[0])
-    toolkit_ips, plain_ips, loader_ips, step_ips = (statistics.median(runs[k]) for k in runs)
-    rows = [
-        {"what": what, "images/s": median, "rounds": " ".join(f"{v:.0f}" for v in runs[key])}
-        for what, key, median in (("toolkit training epoch", "toolkit", toolkit_ips),
-                                  ("plain PyTorch loop (torchvision v2 transforms)", "plain", plain_ips),
-                                  ("toolkit data loader alone", "loader", loader_ips),
-                                  ("model step alone (fwd+bwd+AdamW)", "step", step_ips))]
-    notes = (f"toolkit / plain = {toolkit_ips / plain_ips:.3f}x (goal >= 0.95x); data loader / model step = "
-             f"{loader_ips / step_ips:.1f}x (goal >= 3x). Backbone {cfg.model.backbone}, {n} images, batch {bs}, "
+    ips = {key: statistics.median(values) for key, values in runs.items()}
+    rows = [{"what": LABELS[key], "images/s": ips[key], "rounds": " ".join(f"{v:.0f}" for v in runs[key])}
+            for key in runs]
+    notes = (f"toolkit / plain = {ips['toolkit'] / ips['plain']:.3f}x (goal >= 0.95x); data loader / model step = "
+             f"{ips['loader'] / ips['step']:.1f}x (goal >= 3x). Backbone {cfg.model.backbone}, {n} images, batch {bs}, "
              f"img_size {cfg.data.img_size or 28}, channels_last {cl}, autocast {dtype}, "
              f"workers {trainer.train_loader.num_workers}, medians of {args.repeats} rounds, "
              f"peak RSS {peak_rss_mb():.0f} MiB.")

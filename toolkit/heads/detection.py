@@ -80,20 +80,20 @@ def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretraine
     else:
         min_stride = fpn_min_stride or DEFAULT_MIN_STRIDE[arch]
         neck = BackboneFPN(backbone, min_stride, "pool" if arch == "fasterrcnn" else "p6p7")
+        anchors = _anchors(arch, neck.strides, anchor_size)
         if arch == "fasterrcnn":
-            model = _fasterrcnn(neck, _anchors(arch, neck.strides, anchor_size), k, box_batch_size_per_image,
-                                score_thresh, detections_per_img, **common)
+            model = _fasterrcnn(neck, anchors, k, box_batch_size_per_image, score_thresh, detections_per_img, **common)
         else:
             cls = RetinaNet if arch == "retinanet" else FCOS
-            model = cls(neck, k, anchor_generator=_anchors(arch, neck.strides, anchor_size), score_thresh=score_thresh,
+            model = cls(neck, k, anchor_generator=anchors, score_thresh=score_thresh,
                         detections_per_img=detections_per_img, **common)
     if coco:
         load_coco(model, coco)
     return Detector(model, arch, num_classes)
 
 
-def _anchors(arch: str, strides: list[int], size: int = 32) -> AnchorGenerator:
-    """Anchors as torchvision's COCO models: ``size`` px (32) on the finest FPN level, doubling per level,
+def _anchors(arch: str, strides: list[int], size: int) -> AnchorGenerator:
+    """Anchors as torchvision's COCO models: ``size`` px (default 32) on the finest FPN level, doubling per level,
     3 ratios (RetinaNet: x 3 scales); FCOS one point per location (size = stride). Whichever stride the
     finest level has (``fpn_min_stride``), the smallest anchor stays ``size`` px."""
     if arch == "fasterrcnn":
