@@ -82,6 +82,29 @@ def test_time_limit_shortens_the_run_so_the_schedule_ends_on_time(tmp_path: Path
     assert final_lr == pytest.approx(0.003 * 0.01)  # the cosine reached its end, not cut off half-way
 
 
+class SlowStart(TenSecondSteps):
+    """As TenSecondSteps, plus a one-off 210 s on the run's first step (start-up costs)."""
+
+    started = False
+
+    def train_step(self, model, batch):
+        TenSecondSteps.now += 0.0 if self.started else 210.0
+        self.started = True
+        return super().train_step(model, batch)
+
+
+def test_time_limit_fit_is_corrected_after_the_second_epoch(tmp_path: Path) -> None:
+    cfg = resolve_config("classify", BASE + [f"train.project={tmp_path}", "train.epochs=10", "train.time_limit=15",
+                                             "train.warmup_epochs=0"])
+    TenSecondSteps.now = 0.0
+    trainer = Trainer(cfg, SlowStart(cfg))
+    trainer.clock = lambda: TenSecondSteps.now
+    trainer.fit()  # epoch 1 takes 410 s: 2 epochs seem to fit 900 s; epoch 2 takes 200 s: 3 do
+    rows = (tmp_path / "classify" / "exp" / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 4 and "epochs: 3" in (tmp_path / "classify" / "exp" / "config.yaml").read_text()
+    assert TenSecondSteps.now <= 900
+
+
 def test_accumulation_ema_clip_and_early_stop(tmp_path: Path) -> None:
     metrics = fit(tmp_path, "train.epochs=6", "train.grad_accum=2", "train.ema=0.9", "train.clip_grad=1.0",
                   "train.patience=1", "train.monitor=val_loss", "train.optimizer=sgd", "train.lr=0.05")

@@ -155,13 +155,15 @@ class Trainer:
             self._log(self._summary())
             self.t0 = self.clock()
             epoch = self.start_epoch
+            requested_epochs = self.t.epochs
             while epoch < self.t.epochs:  # train.epochs may shrink to fit train.time_limit
+                started = self.clock()
                 row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
                 if self.dist.is_main:
                     row.update(self.evaluate(self.val_loader))
                     row["time"] = round(self.clock() - self.t0, 1)
-                if epoch == self.start_epoch:
-                    self._fit_to_time_limit()
+                if epoch - self.start_epoch < 2:
+                    self._fit_to_time_limit(epoch, self.clock() - started, requested_epochs)
                 if self.dist.is_main:
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, row)
@@ -245,16 +247,17 @@ class Trainer:
         distributed.barrier(self.dist)
         return metrics
 
-    def _fit_to_time_limit(self) -> None:
-        """After the first epoch: if ``train.epochs`` will not fit into ``train.time_limit``, end the run (and so
-        the learning-rate schedule) after the epochs that do, instead of cutting it off mid-schedule."""
+    def _fit_to_time_limit(self, epoch: int, seconds: float, requested: int) -> None:
+        """After each of a run's first two epochs: if the ``requested`` epochs will not fit into
+        ``train.time_limit`` at the pace of the latest one (``seconds``, train + val), end the run (and so the
+        learning-rate schedule) after the epochs that do, instead of cutting it off mid-schedule. The second
+        look corrects the first, whose pace includes one-off start-up costs."""
         if not self.t.time_limit:
             return
-        seconds = distributed.broadcast(self.clock() - self.t0, self.dist)
-        remaining = self.t.time_limit * 60 - seconds
-        fit = self.start_epoch + 1 + max(0, int(remaining // seconds))
-        if fit < self.t.epochs:
-            self._log(f"an epoch takes {seconds:.0f} s: {fit} of train.epochs={self.t.epochs} fit into "
+        elapsed, seconds = distributed.broadcast((self.clock() - self.t0, seconds), self.dist)
+        fit = min(requested, epoch + 1 + max(0, int((self.t.time_limit * 60 - elapsed) // seconds)))
+        if fit != self.t.epochs:
+            self._log(f"an epoch takes {seconds:.0f} s: {fit} of train.epochs={requested} fit into "
                       f"train.time_limit={self.t.time_limit} min; the schedule now ends after epoch {fit}")
             self.t.epochs = fit
             if self.dist.is_main:
