@@ -62,3 +62,23 @@ def test_balanced_sampler_evens_out_classes() -> None:
     sampler = balanced_sampler(labels, 4000, torch.Generator().manual_seed(0))
     drawn = np.bincount(np.asarray(labels)[list(sampler)])
     assert abs(drawn[0] - drawn[1]) < 300
+
+
+def test_translation_of_same_sized_images_is_a_whole_pixel_shift() -> None:
+    from toolkit.data.transforms import Augment, classification_pipeline
+
+    image = np.random.default_rng(0).uniform(0.1, 1.0, (28, 20, 1)).astype(np.float32)
+    pipe = classification_pipeline(0, True, Augment(hflip=0, translate=0.1), (0.0,), (1.0,), native_shape=(28, 20))
+    shifts = set()
+    for _ in range(200):
+        out = pipe({"image": image})["image"][0].numpy()
+        assert out.shape == (28, 20)
+        # the shifted image: some rows / columns zero-filled, the rest the original moved by (dy, dx)
+        def kept(dy: int, dx: int) -> tuple[slice, slice]:  # where the original stays in view after the shift
+            return slice(max(-dy, 0), 28 - max(dy, 0)), slice(max(-dx, 0), 20 - max(dx, 0))
+
+        found = [(dy, dx) for dy in range(-3, 4) for dx in range(-2, 3)
+                 if np.array_equal(np.roll(out, (-dy, -dx), (0, 1))[kept(dy, dx)], image[kept(dy, dx)][..., 0])]
+        assert len(found) == 1 and (out == 0).sum() == 28 * 20 - (28 - abs(found[0][0])) * (20 - abs(found[0][1]))
+        shifts.add(found[0])
+    assert shifts == {(dy, dx) for dy in range(-3, 4) for dx in range(-2, 3)}  # +-10% of 28 and 20 px, rounded

@@ -35,6 +35,11 @@ class ClassificationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        """(H, W) shared by every image of an in-memory dataset; None for files (sizes may differ)."""
+        return tuple(self.items.shape[1:3]) if isinstance(self.items, np.ndarray) else None
+
     def image(self, i: int) -> np.ndarray:
         if isinstance(self.items, np.ndarray):
             array = self.items[i]
