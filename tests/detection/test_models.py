@@ -44,6 +44,15 @@ def test_anchors_start_at_anchor_size_on_the_finest_level_and_double() -> None:
     assert [round(s[0]) for s in model.model.anchor_generator.sizes] == [32, 64, 128, 256, 512]
 
 
+def test_anchor_ratios_and_fpn_channels_reach_the_heads() -> None:
+    model = build_detector("fasterrcnn", "mobilenet_v2", 1, min_size=SIZE, max_size=SIZE,
+                           anchor_ratios=(0.25, 1.0, 4.0), fpn_channels=64)
+    rpn = model.model.rpn
+    assert rpn.anchor_generator.aspect_ratios == ((0.25, 1.0, 4.0),) * 5
+    assert rpn.head.cls_logits.out_channels == 3 and rpn.head.conv[0][0].in_channels == 64
+    assert model.model.roi_heads.box_head.fc6.in_features == 64 * 7 * 7
+
+
 def test_coco_weights_only_for_known_pairs() -> None:
     with pytest.raises(ConfigError, match="valid pairs: fasterrcnn\\+resnet50"):
         build_detector("ssdlite", "mobilenet_v2", 1, weights="coco")

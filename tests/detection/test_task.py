@@ -115,3 +115,28 @@ def test_conf_filters_and_plots_are_written(coco_dataset: Path, tmp_path: Path) 
     paths = task.plots(tmp_path, "val")
     assert [p.name for p in paths] == ["val_pr_curve.png", "val_predictions.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+class _Fixed(nn.Module):
+    """Stand-in detector returning the given detections."""
+
+    def __init__(self, detections: list[dict]) -> None:
+        super().__init__()
+        self.detections, self.w = detections, nn.Parameter(torch.zeros(1))
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict]:
+        return self.detections
+
+
+def test_size_buckets_are_computed_in_the_files_pixels(coco_dataset: Path) -> None:
+    task = _task(source=str(coco_dataset), img_size=160)  # 64-px files, boxes 10-21 px, shown 2.5x larger
+    bundle = task.build_data()
+    batch = collate([bundle.val[i] for i in range(len(bundle.val))])
+    assert batch["scale"].tolist() == [2.5] * 3
+    sides = torch.cat([t["boxes"][:, 2:] - t["boxes"][:, :2] for t in batch["targets"]])
+    assert (sides.prod(1) >= 32 ** 2).any()  # some boxes would count as medium at the resized scale
+    task.reset()
+    task.eval_step(_Fixed([{**t, "scores": torch.ones(len(t["labels"]))} for t in batch["targets"]]), batch)
+    metrics = task.compute()
+    assert metrics["map_small"] == pytest.approx(1.0) and np.isnan(metrics["map_medium"])
+

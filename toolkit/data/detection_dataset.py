@@ -12,7 +12,8 @@ from toolkit.data.image_io import read_image
 
 class DetectionDataset(Dataset):
     """Item: ``{"image": (3, H, W) float, "boxes": (N, 4) xyxy pixels float, "labels": (N,) int64,
-    "index": int}`` after ``transform``; N may be 0 (a negative image)."""
+    "index": int, "scale": float}`` after ``transform``; N may be 0 (a negative image). ``scale``: output
+    width / file width (the resize), so that metrics can be computed in the file's pixels."""
 
     def __init__(self, data: DetectionData, transform: Callable[[dict[str, Any]], dict[str, Any]],
                  channels: int = 3) -> None:
@@ -26,18 +27,20 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.data.records[index]
-        sample = {"image": read_image(rec.path, self.channels), "boxes": rec.boxes, "labels": rec.labels}
-        out = self.transform(sample)
+        image = read_image(rec.path, self.channels)
+        out = self.transform({"image": image, "boxes": rec.boxes, "labels": rec.labels})
         out["index"] = index
+        out["scale"] = out["image"].shape[-1] / image.shape[1]
         return out
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Detection batch: images of any size stay a list. ``{"images": [(3, H, W)], "targets":
-    [{"boxes": (N, 4), "labels": (N,)}], "index": (B,)}``."""
+    [{"boxes": (N, 4), "labels": (N,)}], "index": (B,), "scale": (B,)}``."""
     return {
         "images": [s["image"] for s in samples],
         "targets": [{"boxes": torch.as_tensor(s["boxes"], dtype=torch.float32).reshape(-1, 4),
                      "labels": torch.as_tensor(s["labels"], dtype=torch.int64).reshape(-1)} for s in samples],
         "index": torch.tensor([s.get("index", -1) for s in samples]),
+        "scale": torch.tensor([float(s.get("scale", 1.0)) for s in samples]),
     }

@@ -58,15 +58,17 @@ class Detector(nn.Module):
 def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretrained: bool | str = False,
                    trainable_stages: int | None = None, weights: str | None = None, min_size: int = 320,
                    max_size: int = 320, box_batch_size_per_image: int = 128, fpn_min_stride: int = 0,
-                   anchor_size: int = 32, score_thresh: float = 0.01, detections_per_img: int = 100) -> Detector:
+                   fpn_channels: int = 256, anchor_size: int = 32, anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
+                   score_thresh: float = 0.01, detections_per_img: int = 100) -> Detector:
     """Build ``arch`` on ``create_backbone(backbone_name)`` for ``num_classes`` classes (no background).
 
     ``pretrained``: ImageNet backbone weights (see ``create_backbone``). ``weights="coco"``: the
     whole detector from torchvision's COCO weights (resnet50 only), box predictor replaced.
     ``min_size``/``max_size``: the model's internal resize (pixels; SSDlite uses a fixed
-    ``min_size`` square). ``fpn_min_stride``: shallowest FPN level (0 = 4 for Faster R-CNN, 8 else).
+    ``min_size`` square). ``fpn_min_stride``: shallowest FPN level (0 = 4 for Faster R-CNN, 8 else);
+    ``fpn_channels``: channels of its maps.
     ``anchor_size``: Faster R-CNN / RetinaNet anchor on the finest level (pixels at the model's input size),
-    doubling per level.
+    doubling per level; ``anchor_ratios``: their height / width ratios (Faster R-CNN, RetinaNet).
     """
     if arch not in ARCHS:
         raise ConfigError(f"unknown detector '{arch}'; valid: {', '.join(ARCHS)}")
@@ -79,8 +81,8 @@ def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretraine
         model = _ssdlite(backbone, k, min_size, score_thresh, detections_per_img)
     else:
         min_stride = fpn_min_stride or DEFAULT_MIN_STRIDE[arch]
-        neck = BackboneFPN(backbone, min_stride, "pool" if arch == "fasterrcnn" else "p6p7")
-        anchors = _anchors(arch, neck.strides, anchor_size)
+        neck = BackboneFPN(backbone, min_stride, "pool" if arch == "fasterrcnn" else "p6p7", fpn_channels)
+        anchors = _anchors(arch, neck.strides, anchor_size, anchor_ratios)
         if arch == "fasterrcnn":
             model = _fasterrcnn(neck, anchors, k, box_batch_size_per_image, score_thresh, detections_per_img, **common)
         else:
@@ -92,17 +94,17 @@ def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretraine
     return Detector(model, arch, num_classes)
 
 
-def _anchors(arch: str, strides: list[int], size: int) -> AnchorGenerator:
+def _anchors(arch: str, strides: list[int], size: int, ratios: tuple[float, ...]) -> AnchorGenerator:
     """Anchors as torchvision's COCO models: ``size`` px (default 32) on the finest FPN level, doubling per level,
-    3 ratios (RetinaNet: x 3 scales); FCOS one point per location (size = stride). Whichever stride the
-    finest level has (``fpn_min_stride``), the smallest anchor stays ``size`` px."""
+    with each of ``ratios`` (RetinaNet: x 3 scales); FCOS one point per location (size = stride). Whichever
+    stride the finest level has (``fpn_min_stride``), the smallest anchor stays ``size`` px."""
     if arch == "fasterrcnn":
         sizes = tuple((size * 2 ** level,) for level in range(len(strides)))
     elif arch == "retinanet":
         sizes = tuple(tuple(size * 2 ** level * 2 ** (i / 3) for i in range(3)) for level in range(len(strides)))
     else:
         return AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
-    return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
+    return AnchorGenerator(sizes, (tuple(ratios),) * len(strides))
 
 
 # Proposals kept per image at inference (torchvision: 1000). 300 is ample for up to ~100 objects per image

@@ -11,7 +11,7 @@ neighbouring tile sees that object whole) and the rest are merged with class-wis
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,9 @@ class DetectModel:
     min_size: int = 0  # model's internal resize; 0 = data.img_size
     max_size: int = 0
     fpn_min_stride: int = 0  # shallowest FPN level; 0 = 4 (fasterrcnn) or 8 (retinanet, fcos)
+    fpn_channels: int = 256  # channels of every FPN level (and so of the RPN / box head inputs)
     anchor_size: int = 32  # Faster R-CNN / RetinaNet anchor on the finest FPN level (px), doubling per level
+    anchor_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor height / width
     box_batch_size_per_image: int = 128  # Faster R-CNN RoIs sampled per image for the box head
     score_thresh: float = 0.01  # detections below are discarded before NMS
     detections_per_img: int = 100
@@ -143,7 +145,8 @@ class DetectTask:
                               trainable_stages=m.trainable_stages, weights=m.weights if pretrained else None,
                               min_size=m.min_size or size, max_size=m.max_size or m.min_size or size,
                               box_batch_size_per_image=m.box_batch_size_per_image, fpn_min_stride=m.fpn_min_stride,
-                              anchor_size=m.anchor_size, score_thresh=m.score_thresh,
+                              fpn_channels=m.fpn_channels, anchor_size=m.anchor_size,
+                              anchor_ratios=tuple(m.anchor_ratios), score_thresh=m.score_thresh,
                               detections_per_img=m.detections_per_img)
 
     def train_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -162,10 +165,12 @@ class DetectTask:
     def eval_step(self, model: nn.Module, batch: dict[str, Any]) -> None:
         was_training = model.training
         model.eval()
-        preds = [{k: v.detach().cpu() for k, v in p.items()} for p in model(batch["images"])]
+        preds = [{k: _fp32(v.detach().cpu()) for k, v in p.items()} for p in model(batch["images"])]
         model.train(was_training)
         targets = [{k: v.cpu() for k, v in t.items()} for t in batch["targets"]]
-        self.metric.update(preds, targets)
+        # COCO's small / medium / large are areas in the file's pixels, not the resized ones
+        scales = batch["scale"].tolist() if "scale" in batch else [1.0] * len(preds)
+        self.metric.update(*([{**d, "boxes": d["boxes"] / s} for d, s in zip(ds, scales)] for ds in (preds, targets)))
         for image, target, pred in zip(batch["images"], targets, preds):
             if len(self.samples) < N_PLOT_SAMPLES:
                 self.samples.append({"image": image.cpu().permute(1, 2, 0).numpy(),
@@ -268,6 +273,11 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     """(H, W[, 1|3|4]) float -> (H, W, 3): gray repeated, alpha dropped (the detectors take RGB)."""
     image = image if image.ndim == 3 else image[:, :, None]
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
+
+
+def _fp32(t: torch.Tensor) -> torch.Tensor:
+    """Float tensors as float32 (bf16/fp16 outputs of an autocast eval), others unchanged."""
+    return t.float() if t.is_floating_point() else t
 
 
 def _holdout(data: DetectionData, fraction: float, seed: int) -> tuple[DetectionData, DetectionData]:
