@@ -10,7 +10,7 @@ classifiers) use 0..K-1 as they are.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -58,7 +58,7 @@ class Detector(nn.Module):
 def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretrained: bool | str = False,
                    trainable_stages: int | None = None, weights: str | None = None, min_size: int = 320,
                    max_size: int = 320, box_batch_size_per_image: int = 128, fpn_min_stride: int = 0,
-                   fpn_channels: int = 256, anchor_size: int = 32, anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
+                   fpn_channels: int = 256, anchor_size: int = 32, anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
                    score_thresh: float = 0.01, detections_per_img: int = 100) -> Detector:
     """Build ``arch`` on ``create_backbone(backbone_name)`` for ``num_classes`` classes (no background).
 
@@ -94,7 +94,7 @@ def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretraine
     return Detector(model, arch, num_classes)
 
 
-def _anchors(arch: str, strides: list[int], size: int, ratios: tuple[float, ...]) -> AnchorGenerator:
+def _anchors(arch: str, strides: list[int], size: int, ratios: Sequence[float]) -> AnchorGenerator:
     """Anchors as torchvision's COCO models: ``size`` px (default 32) on the finest FPN level, doubling per level,
     with each of ``ratios`` (RetinaNet: x 3 scales); FCOS one point per location (size = stride). Whichever
     stride the finest level has (``fpn_min_stride``), the smallest anchor stays ``size`` px."""

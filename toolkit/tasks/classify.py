@@ -75,7 +75,6 @@ class ClassifyTask:
         self.class_weights: torch.Tensor | None = None
         self.metrics: MetricCollection | None = None
         self.confmat: np.ndarray | None = None
-        self.native_shape: tuple[int, int] | None = None  # (H, W) of every training image, when shared
 
     # -- data ---------------------------------------------------------------------------------
     def build_data(self, splits: tuple[str, ...] = ("train", "val", "test")) -> DataBundle:
@@ -86,9 +85,8 @@ class ClassifyTask:
         datasets, classes = load_splits(d.source, d.channels, d.val_split, seed, reader, limit=d.limit)
         self.classes = classes
         self.channels = d.channels = datasets["train"].channels  # resolved into the saved config
-        self.native_shape = datasets["train"].shape
         for split, ds in datasets.items():
-            ds.transform = self.transform(train=split == "train")
+            ds.transform = self.transform(train=split == "train", shape=ds.shape)
         train = datasets["train"]
         counts = np.bincount(train.labels, minlength=len(classes))
         if d.balance == "weights":
@@ -99,12 +97,13 @@ class ClassifyTask:
         return DataBundle(*(datasets.get(s) if s in splits else None for s in ("train", "val", "test")),
                           classes=classes, info=info)
 
-    def transform(self, train: bool) -> Any:
+    def transform(self, train: bool, shape: tuple[int, int] | None = None) -> Any:
+        """The split's pipeline; ``shape``: (H, W) shared by all its images, when known."""
         d = self.cfg.data
         mean, std = (d.mean, d.std) if d.mean else default_stats(self.channels)
         aug = Augment(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Augment)})
         return classification_pipeline(d.img_size, train, aug, mean, std, seed=self.cfg.train.seed,
-                                       native_shape=self.native_shape)
+                                       native_shape=shape)
 
     # -- model --------------------------------------------------------------------------------
     def build_model(self, classes: list[str], pretrained: bool = True) -> nn.Module:

@@ -146,7 +146,7 @@ class DetectTask:
                               min_size=m.min_size or size, max_size=m.max_size or m.min_size or size,
                               box_batch_size_per_image=m.box_batch_size_per_image, fpn_min_stride=m.fpn_min_stride,
                               fpn_channels=m.fpn_channels, anchor_size=m.anchor_size,
-                              anchor_ratios=tuple(m.anchor_ratios), score_thresh=m.score_thresh,
+                              anchor_ratios=m.anchor_ratios, score_thresh=m.score_thresh,
                               detections_per_img=m.detections_per_img)
 
     def train_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -170,7 +170,7 @@ class DetectTask:
         targets = [{k: v.cpu() for k, v in t.items()} for t in batch["targets"]]
         # COCO's small / medium / large are areas in the file's pixels, not the resized ones
         scales = batch["scale"].tolist() if "scale" in batch else [1.0] * len(preds)
-        self.metric.update(*([{**d, "boxes": d["boxes"] / s} for d, s in zip(ds, scales)] for ds in (preds, targets)))
+        self.metric.update(_unscaled(preds, scales), _unscaled(targets, scales))
         for image, target, pred in zip(batch["images"], targets, preds):
             if len(self.samples) < N_PLOT_SAMPLES:
                 self.samples.append({"image": image.cpu().permute(1, 2, 0).numpy(),
@@ -273,6 +273,11 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     """(H, W[, 1|3|4]) float -> (H, W, 3): gray repeated, alpha dropped (the detectors take RGB)."""
     image = image if image.ndim == 3 else image[:, :, None]
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
+
+
+def _unscaled(dets: list[dict[str, torch.Tensor]], scales: list[float]) -> list[dict[str, torch.Tensor]]:
+    """Boxes divided by each image's resize factor: back in the file's pixels."""
+    return [{**d, "boxes": d["boxes"] / s} for d, s in zip(dets, scales)]
 
 
 def _fp32(t: torch.Tensor) -> torch.Tensor:
