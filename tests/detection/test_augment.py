@@ -70,3 +70,34 @@ def test_boxes_leaving_the_crop_are_dropped_with_their_labels(seed: int) -> None
             assert (label in kept) == (visible > 0.5), (label, visible)
         if label in kept:
             assert np.allclose(kept[label], moved, atol=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**16))
+def test_a_crop_cuts_boxes_at_its_edge_and_drops_those_thinner_than_min_side(seed: int) -> None:
+    """Pixels hold their own (x, y), so the output's first pixel tells where the crop began: every box is
+    the input box clipped to the crop, and it is dropped exactly when a side of that is under ``min_side``."""
+    ys, xs = np.mgrid[0:100, 0:120].astype(np.float32)
+    image = np.dstack([xs / 255, ys / 255, np.zeros_like(xs)])
+    grid = [(x, y) for y in range(0, 100, 14) for x in range(0, 120, 14)]
+    boxes = np.array([[x, y, x + 12, y + 12] for x, y in grid], np.float32)
+    sample = {"image": image, "boxes": boxes, "labels": np.arange(len(grid))}
+    out = detection_pipeline(0, True, Augment(hflip=0.0), min_visibility=0.0, crop=0.3, min_side=4.5,
+                             seed=seed)(sample)
+    crop = out["image"].permute(1, 2, 0).numpy()
+    x0, y0 = (round(float(v) * 255) for v in crop[0, 0, :2])
+    h, w = crop.shape[:2]
+    kept = dict(zip(out["labels"].tolist(), out["boxes"].numpy()))
+    for label, box in enumerate(boxes):
+        cut = np.clip(box - [x0, y0, x0, y0], 0, [w, h, w, h])
+        assert (label in kept) == bool(min(cut[2] - cut[0], cut[3] - cut[1]) >= 4.5), (label, cut)
+        if label in kept:
+            assert np.allclose(kept[label], cut, atol=1e-3)
+
+
+def test_a_crop_is_resized_back_to_the_longest_side() -> None:
+    sample = {"image": np.zeros((100, 80, 3), np.float32), "boxes": np.zeros((0, 4), np.float32),
+              "labels": np.zeros(0, np.int64)}
+    sizes = {max(detection_pipeline(64, True, Augment(hflip=0.0), crop=0.3, seed=s)(sample)["image"].shape[1:])
+             for s in range(20)}
+    assert sizes == {64}

@@ -109,16 +109,24 @@ def classification_pipeline(size: int, train: bool, aug: Augment, mean: Sequence
 
 
 def detection_pipeline(size: int, train: bool, aug: Augment, mean: Sequence[float] | None = None,
-                       std: Sequence[float] | None = None, min_visibility: float = 0.3,
-                       seed: int = 0) -> Pipeline:
-    """Boxes follow the image; boxes left with < ``min_visibility`` of their area are dropped
-    together with their labels. ``size``: longest side (0 = keep). No normalisation by default:
-    torchvision detectors normalise inside the model."""
-    ops: list[A.BasicTransform] = [A.LongestMaxSize(size)] if size else []
+                       std: Sequence[float] | None = None, min_visibility: float = 0.3, crop: float = 0.0,
+                       min_side: float = 0.0, seed: int = 0) -> Pipeline:
+    """Boxes follow the image. ``size``: longest side (0 = keep). No normalisation by default:
+    torchvision detectors normalise inside the model.
+
+    Train only: ``crop`` cuts up to that fraction of the resized image from each border and resizes the
+    rest to ``size`` (a zoom of up to 1 / (1 - 2 crop)), so objects are cut by an image edge as in tiled
+    data. Boxes left with < ``min_visibility`` of their area or with a side under ``min_side`` pixels (at
+    the model's input size) are dropped together with their labels."""
+    resize = [A.LongestMaxSize(size)] if size else []
+    ops: list[A.BasicTransform] = list(resize)
+    if train and crop:
+        ops += [A.RandomCropFromBorders(crop_left=crop, crop_right=crop, crop_top=crop, crop_bottom=crop)] + resize
     if train:
         ops += _geometric(aug) + _photometric(aug)
+    side = min_side if train else 0.0
     params = A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=min_visibility,
-                          clip=True, filter_invalid_bboxes=True)
+                          min_width=side, min_height=side, clip=True, filter_invalid_bboxes=True)
     return Pipeline(A.Compose(ops + _normalize(mean, std), bbox_params=params, seed=seed))
 
 

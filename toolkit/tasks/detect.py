@@ -46,7 +46,9 @@ TILE_BATCH = 16
 class DetectData(Augment):
     source: str = "nuclei"  # built-in name or a COCO / YOLO / VOC dataset path
     img_size: int = 320  # longest image side in pixels after resizing; 0 = native size
+    crop: float = 0.0  # train: random crop of up to this fraction from each border, resized back (zoom)
     min_visibility: float = 0.3  # augmented boxes keeping less of their area are dropped
+    min_side: float = 0.0  # augmented boxes with a side under this (pixels at img_size) are dropped
     val_split: float = 0.1  # images held out of train when the dataset has no val split
     predict_tile: int = 0  # prediction on images larger than this (pixels) runs on tiles; 0 = whole image
 
@@ -133,7 +135,8 @@ class DetectTask:
     def transform(self, train: bool) -> Any:
         d = self.cfg.data
         aug = Augment(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Augment)})
-        return detection_pipeline(d.img_size, train, aug, min_visibility=d.min_visibility, seed=self.cfg.train.seed)
+        return detection_pipeline(d.img_size, train, aug, min_visibility=d.min_visibility, crop=d.crop,
+                                  min_side=d.min_side, seed=self.cfg.train.seed)
 
     # -- model --------------------------------------------------------------------------------
     def build_model(self, classes: list[str], pretrained: bool = True) -> nn.Module:
