@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -148,7 +149,12 @@ def _data_check_or_convert(args: argparse.Namespace) -> int:
         if not args.to:
             raise ToolkitError("say the target format: --to coco|yolo|voc")
         dst = Path(args.out) if args.out else src.with_name(f"{src.name}-{args.to}")
-        print(f"wrote {detection_check.convert(src, args.to, dst)}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = detection_check.convert(src, args.to, dst)
+        for w in caught:
+            print(f"note: {w.message}")
+        print(f"wrote {out}")
         return 0
     problems = detection_check.check(src)
     for problem in problems:

@@ -54,6 +54,44 @@ def test_reader_reads_what_the_writer_wrote(tmp_path: Path, splits: dict, fmt: s
     assert loaded["train"].records[-1].boxes.shape == (0, 4)  # the negative survives
 
 
+def _with_ignore_regions(splits: dict) -> dict:
+    """The splits with each image's first object turned into an ignore region."""
+    for data in splits.values():
+        for rec in data.records:
+            rec.ignore_boxes, rec.ignore_labels = rec.boxes[:1], rec.labels[:1]
+            rec.boxes, rec.labels = rec.boxes[1:], rec.labels[1:]
+    return splits
+
+
+@pytest.mark.parametrize("fmt", ["coco", "voc"])
+def test_ignore_regions_are_read_back_as_ignore_regions(tmp_path: Path, splits: dict, fmt: str) -> None:
+    """COCO ``iscrowd: 1`` and VOC ``difficult`` keep ignore regions apart from the objects."""
+    splits = _with_ignore_regions(splits)
+    root = tmp_path / fmt
+    if fmt == "coco":
+        for s, d in splits.items():
+            write_coco(d, root / s)
+    else:
+        write_voc(splits, root)
+    loaded = dc.load(root)
+    _assert_same(splits, loaded, tol=1e-3)
+    for split in splits:
+        for a, b in zip(*(sorted(d[split].records, key=lambda r: r.path.name) for d in (splits, loaded))):
+            assert np.array_equal(a.ignore_labels, b.ignore_labels)
+            assert np.abs(a.ignore_boxes - b.ignore_boxes).max(initial=0) <= 1e-3
+    assert loaded["train"].num_ignored == 3 and loaded["train"].describe() == "4 images, 3 boxes + 3 ignore regions"
+
+
+def test_yolo_has_no_ignore_regions_and_says_it_left_them_out(tmp_path: Path, splits: dict) -> None:
+    splits = _with_ignore_regions(splits)
+    for s, d in splits.items():
+        write_coco(d, tmp_path / "coco" / s)
+    with pytest.warns(UserWarning, match="5 ignore regions"):
+        out = dc.convert(tmp_path / "coco", "yolo", tmp_path / "yolo")
+    loaded = dc.load(out)
+    assert loaded["train"].num_ignored == 0 and loaded["train"].num_boxes == splits["train"].num_boxes
+
+
 @pytest.mark.parametrize("chain", [("yolo", "coco"), ("voc", "coco"), ("yolo", "voc", "coco"), ("voc", "yolo", "coco")])
 def test_conversions_round_trip_within_one_pixel(coco_dataset: Path, tmp_path: Path, chain: tuple) -> None:
     src = coco_dataset

@@ -17,8 +17,9 @@ from toolkit.tasks.detect import DetectData, DetectModel, DetectTask
 CLASSES = ["a", "b", "c"]
 
 
-def _random_case(seed: int, n_images: int = 12) -> tuple[list[dict], list[dict]]:
-    """Ground truth and noisy predictions (with misses, false positives and negatives)."""
+def _random_case(seed: int, n_images: int = 12, crowd: bool = False) -> tuple[list[dict], list[dict]]:
+    """Ground truth and noisy predictions (with misses, false positives and negatives); with ``crowd``
+    about a quarter of the ground-truth boxes are ignore regions."""
     rng = np.random.default_rng(seed)
     gts, preds = [], []
     for i in range(n_images):
@@ -34,7 +35,9 @@ def _random_case(seed: int, n_images: int = 12) -> tuple[list[dict], list[dict]]
         p_boxes[:, 2:] = np.maximum(p_boxes[:, 2:], p_boxes[:, :2] + 1)
         p_labels = np.concatenate([labels[keep], rng.integers(0, len(CLASSES), 2)])
         boxes, p_boxes = boxes.round(), p_boxes.round()  # exact in float32, so areas agree bit for bit
-        gts.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor(labels)})
+        iscrowd = (rng.random(n) < 0.25) & crowd
+        gts.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor(labels),
+                    "iscrowd": torch.tensor(iscrowd, dtype=torch.int64)})
         preds.append({"boxes": torch.tensor(p_boxes, dtype=torch.float32),
                       "scores": torch.tensor(rng.uniform(0.05, 1, len(p_labels)), dtype=torch.float32),
                       "labels": torch.tensor(p_labels)})
@@ -57,10 +60,10 @@ def _cocoeval(gts: list[dict], preds: list[dict]) -> np.ndarray:
     images = [{"id": i, "width": 400, "height": 400} for i in range(len(gts))]
     anns, dets = [], []
     for i, (g, p) in enumerate(zip(gts, preds)):
-        for b, lab in zip(g["boxes"].tolist(), g["labels"].tolist()):
+        for b, lab, crowd in zip(g["boxes"].tolist(), g["labels"].tolist(), g["iscrowd"].tolist()):
             w, h = b[2] - b[0], b[3] - b[1]
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": lab, "bbox": [b[0], b[1], w, h],
-                         "area": w * h, "iscrowd": 0})
+                         "area": w * h, "iscrowd": crowd})
         for b, s, lab in zip(p["boxes"].tolist(), p["scores"].tolist(), p["labels"].tolist()):
             dets.append({"image_id": i, "category_id": lab, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
                          "score": s})
@@ -76,9 +79,10 @@ def _cocoeval(gts: list[dict], preds: list[dict]) -> np.ndarray:
     return ev.stats
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_map_equals_direct_cocoeval(seed: int) -> None:
-    gts, preds = _random_case(seed)
+@pytest.mark.parametrize("seed, crowd", [(0, False), (1, False), (2, True)])
+def test_map_equals_direct_cocoeval(seed: int, crowd: bool) -> None:
+    gts, preds = _random_case(seed, crowd=crowd)
+    assert crowd == any(g["iscrowd"].any() for g in gts)
     task = DetectTask(build("detect", DetectData, DetectModel, []))
     task.classes = CLASSES
     task.reset()
@@ -94,3 +98,22 @@ def test_map_equals_direct_cocoeval(seed: int) -> None:
                    ("map_large", 5), ("mar100", 8)):
         assert metrics[key] == pytest.approx(stats[k], abs=1e-6), key
     assert "ap/a" in metrics and "ap/c" in metrics
+
+
+def _map(target: dict, pred: dict) -> dict:
+    task = DetectTask(build("detect", DetectData, DetectModel, []))
+    task.classes = CLASSES
+    task.reset()
+    task.eval_step(_Replay([pred]), {"images": [torch.zeros(3, 8, 8)], "targets": [target]})
+    return task.compute()
+
+
+def test_an_ignore_region_is_neither_required_nor_a_false_positive() -> None:
+    box, region = [10.0, 10.0, 50.0, 50.0], [100.0, 100.0, 140.0, 140.0]
+    both = {"boxes": torch.tensor([region, box]), "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([0, 0])}
+    only_box = {k: v[1:] for k, v in both.items()}
+    ignored = {"boxes": torch.tensor([box, region]), "labels": torch.tensor([0, 0]), "iscrowd": torch.tensor([0, 1])}
+    unlabelled = {"boxes": torch.tensor([box]), "labels": torch.tensor([0]), "iscrowd": torch.tensor([0])}
+    assert _map(unlabelled, both)["map50"] == pytest.approx(0.5, abs=0.01)  # the region's detection: a top FP
+    assert _map(ignored, both)["map50"] == pytest.approx(1.0)  # ... ignored
+    assert _map(ignored, only_box)["map50"] == pytest.approx(1.0)  # and not missed when not detected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import toolkit.backbones  # noqa: F401  (registers the backbones)
 from toolkit.errors import ConfigError
@@ -58,3 +59,18 @@ def test_coco_weights_only_for_known_pairs() -> None:
         build_detector("ssdlite", "mobilenet_v2", 1, weights="coco")
     with pytest.raises(ConfigError, match="unknown detector 'yolo'"):
         build_detector("yolo", "resnet18", 1)
+
+
+@pytest.mark.parametrize("arch", ["fasterrcnn", "fcos"])
+def test_ignore_regions_are_not_trained_on(arch: str) -> None:
+    model = build_detector(arch, "simple_cnn", 2, min_size=SIZE, max_size=SIZE)
+    image = torch.rand(3, SIZE, SIZE)
+    boxes, labels = torch.tensor([[5.0, 5.0, 30.0, 30.0], [35.0, 35.0, 60.0, 60.0]]), torch.tensor([1, 0])
+    targets = {"object only": {"boxes": boxes[:1], "labels": labels[:1]},
+               "object + ignore region": {"boxes": boxes, "labels": labels, "iscrowd": torch.tensor([0, 1])},
+               "two objects": {"boxes": boxes, "labels": labels, "iscrowd": torch.tensor([0, 0])}}
+    losses = {}
+    for name, target in targets.items():
+        torch.manual_seed(0)  # the same anchor / RoI sampling for each
+        losses[name] = float(sum(model([image], [target]).values()).detach())
+    assert losses["object + ignore region"] == losses["object only"] != losses["two objects"]

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from toolkit.data.formats.coco import find_coco, read_coco, write_coco
@@ -73,7 +74,8 @@ def check(path: Path) -> list[Problem]:
 
 
 def convert(src: Path, to: str, dst: Path) -> Path:
-    """Convert the dataset at ``src`` to ``to`` ('coco' | 'yolo' | 'voc') under ``dst``."""
+    """Convert the dataset at ``src`` to ``to`` ('coco' | 'yolo' | 'voc') under ``dst``. YOLO has no ignore
+    flag: ignore regions (COCO iscrowd, VOC difficult) are left out of it, with a warning."""
     if to not in FORMATS:
         raise DataError(f"unknown format '{to}'; choose one of {', '.join(FORMATS)}")
     splits = load(src)
@@ -85,4 +87,9 @@ def convert(src: Path, to: str, dst: Path) -> Path:
         for split, data in splits.items():
             write_coco(data, dst / split)
         return dst
-    return write_yolo(splits, dst).parent if to == "yolo" else write_voc(splits, dst)
+    if to == "voc":
+        return write_voc(splits, dst)
+    ignored = sum(d.num_ignored for d in splits.values())
+    if ignored:
+        warnings.warn(f"{ignored} ignore regions (COCO iscrowd / VOC difficult) have no YOLO form and were left out")
+    return write_yolo(splits, dst).parent

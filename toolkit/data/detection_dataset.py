@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -12,8 +13,9 @@ from toolkit.data.image_io import read_image
 
 class DetectionDataset(Dataset):
     """Item: ``{"image": (3, H, W) float, "boxes": (N, 4) xyxy pixels float, "labels": (N,) int64,
-    "index": int, "scale": float}`` after ``transform``; N may be 0 (a negative image). ``scale``: output
-    width / file width (the resize), so that metrics can be computed in the file's pixels."""
+    "crowd": (N,) int64 0/1, "index": int, "scale": float}`` after ``transform``: the record's objects, then
+    its ignore regions (crowd 1); N may be 0 (a negative image). ``scale``: output width / file width (the
+    resize), so that metrics can be computed in the file's pixels."""
 
     def __init__(self, data: DetectionData, transform: Callable[[dict[str, Any]], dict[str, Any]],
                  channels: int = 3) -> None:
@@ -28,7 +30,9 @@ class DetectionDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.data.records[index]
         image = read_image(rec.path, self.channels)
-        out = self.transform({"image": image, "boxes": rec.boxes, "labels": rec.labels})
+        out = self.transform({"image": image, "boxes": np.concatenate([rec.boxes, rec.ignore_boxes]),
+                              "labels": np.concatenate([rec.labels, rec.ignore_labels]),
+                              "crowd": np.repeat([0, 1], [len(rec.labels), len(rec.ignore_labels)])})
         out["index"] = index
         out["scale"] = out["image"].shape[-1] / image.shape[1]
         return out
@@ -36,11 +40,19 @@ class DetectionDataset(Dataset):
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Detection batch: images of any size stay a list. ``{"images": [(3, H, W)], "targets":
-    [{"boxes": (N, 4), "labels": (N,)}], "index": (B,), "scale": (B,)}``."""
+    [{"boxes": (N, 4), "labels": (N,), "iscrowd": (N,) 0/1}], "index": (B,), "scale": (B,)}``."""
     return {
         "images": [s["image"] for s in samples],
         "targets": [{"boxes": torch.as_tensor(s["boxes"], dtype=torch.float32).reshape(-1, 4),
-                     "labels": torch.as_tensor(s["labels"], dtype=torch.int64).reshape(-1)} for s in samples],
+                     "labels": torch.as_tensor(s["labels"], dtype=torch.int64).reshape(-1),
+                     "iscrowd": torch.as_tensor(s.get("crowd", np.zeros(len(s["labels"]))),
+                                                dtype=torch.int64).reshape(-1)} for s in samples],
         "index": torch.tensor([s.get("index", -1) for s in samples]),
         "scale": torch.tensor([float(s.get("scale", 1.0)) for s in samples]),
     }
+
+
+def objects_only(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A batch target without its ignore regions (``iscrowd`` 1) and without the ``iscrowd`` key."""
+    keep = target["iscrowd"] == 0 if "iscrowd" in target else slice(None)
+    return {k: v[keep] for k, v in target.items() if k != "iscrowd"}

@@ -2,6 +2,7 @@
 
 Every pipeline maps a sample dict with ``image`` float32 (H, W, C) in [0, 1] to one with
 ``image`` float32 Tensor (C, H, W); boxes (N, 4) xyxy pixels and masks (H, W) int move in step.
+Boxes carry ``labels`` (N,) and ``crowd`` (N,) 0/1 (1: an ignore region; all 0 when not given).
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class Pipeline:
         if "boxes" in targets:
             targets["bboxes"] = np.asarray(targets.pop("boxes"), dtype=np.float32).reshape(-1, 4)
             targets["labels"] = np.asarray(targets["labels"], dtype=np.int64)
+            targets["crowd"] = np.asarray(sample.get("crowd", np.zeros(len(targets["labels"]))), dtype=np.int64)
         out = self.compose(**targets)
         result = dict(sample)
         result["image"] = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
@@ -60,6 +62,7 @@ class Pipeline:
         if "bboxes" in out:
             result["boxes"] = torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4))
             result["labels"] = torch.as_tensor(np.asarray(out["labels"], dtype=np.int64))
+            result["crowd"] = torch.as_tensor(np.asarray(out["crowd"], dtype=np.int64))
         return result
 
 
@@ -125,7 +128,7 @@ def detection_pipeline(size: int, train: bool, aug: Augment, mean: Sequence[floa
     if train:
         ops += _geometric(aug) + _photometric(aug)
     side = min_side if train else 0.0
-    params = A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=min_visibility,
+    params = A.BboxParams(format="pascal_voc", label_fields=["labels", "crowd"], min_visibility=min_visibility,
                           min_width=side, min_height=side, clip=True, filter_invalid_bboxes=True)
     return Pipeline(A.Compose(ops + _normalize(mean, std), bbox_params=params, seed=seed))
 

@@ -23,6 +23,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from toolkit.backbones import create_backbone
 from toolkit.backbones import weights as tv_weights
 from toolkit.backbones.necks import BackboneFPN, SSDFeatures
+from toolkit.data.detection_dataset import objects_only
 from toolkit.errors import ConfigError, WeightsError
 
 ARCHS = ("fasterrcnn", "retinanet", "fcos", "ssdlite")
@@ -37,7 +38,8 @@ DEFAULT_MIN_STRIDE = {"fasterrcnn": 4, "retinanet": 8, "fcos": 8}
 
 class Detector(nn.Module):
     """``forward(images: list[(3, H, W) float in [0, 1]], targets=None)``: in train mode the loss dict,
-    in eval mode ``[{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,) in 0..K-1}]``."""
+    in eval mode ``[{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,) in 0..K-1}]``. Target boxes
+    with ``iscrowd`` 1 (ignore regions) are not trained on."""
 
     def __init__(self, model: nn.Module, arch: str, num_classes: int) -> None:
         super().__init__()
@@ -48,7 +50,7 @@ class Detector(nn.Module):
 
     def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
         if targets is not None:
-            targets = [{"boxes": t["boxes"], "labels": t["labels"] + self.offset} for t in targets]
+            targets = [{"boxes": t["boxes"], "labels": t["labels"] + self.offset} for t in map(objects_only, targets)]
         out = self.model(images, targets)
         if self.training or not self.offset:
             return out

@@ -25,7 +25,7 @@ from toolkit.config import Config
 from toolkit.data import nuclei
 from toolkit.data.builtin import data_dir
 from toolkit.data.detection_check import load
-from toolkit.data.detection_dataset import DetectionDataset, collate
+from toolkit.data.detection_dataset import DetectionDataset, collate, objects_only
 from toolkit.data.formats.detection import DetectionData
 from toolkit.data.image_io import read_image
 from toolkit.data.transforms import Augment, detection_pipeline
@@ -128,7 +128,7 @@ class DetectTask:
         self.classes = next(iter(data.values())).classes
         datasets = {s: DetectionDataset(data[s], self.transform(train=s == "train"))
                     for s in ("train", "val", "test") if s in data and s in splits}
-        info = {f"{s}": f"{len(v.records)} images, {v.num_boxes} boxes" for s, v in data.items()}
+        info = {s: v.describe() for s, v in data.items()}
         return DataBundle(datasets.get("train"), datasets.get("val"), datasets.get("test"),
                           classes=self.classes, collate=collate, info=info)
 
@@ -177,7 +177,7 @@ class DetectTask:
         for image, target, pred in zip(batch["images"], targets, preds):
             if len(self.samples) < N_PLOT_SAMPLES:
                 self.samples.append({"image": image.cpu().permute(1, 2, 0).numpy(),
-                                     "gt": {k: v.numpy() for k, v in target.items()},
+                                     "gt": {k: v.numpy() for k, v in objects_only(target).items()},
                                      "pred": {k: v.numpy() for k, v in pred.items()}})
 
     def compute(self) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 Layout written by the toolkit: ``root/<split>/annotations.json`` + ``root/<split>/images/*``.
 Readers also take any JSON file; ``file_name`` resolves against ``images/`` next to it, else
-the JSON's own folder. Category ids may be any integers: classes are ordered by id.
+the JSON's own folder. Category ids may be any integers: classes are ordered by id. Annotations with
+``iscrowd: 1`` are read as ignore regions.
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def read_coco(path: Path, image_dir: Path | None = None) -> tuple[DetectionData,
     for rec in records:
         rec.boxes = clip_boxes(np.asarray(rec.boxes, np.float32).reshape(-1, 4), rec.width, rec.height)
         rec.labels = np.asarray(rec.labels, np.int64)
+        rec.ignore_boxes = clip_boxes(np.asarray(rec.ignore_boxes, np.float32).reshape(-1, 4), rec.width, rec.height)
+        rec.ignore_labels = np.asarray(rec.ignore_labels, np.int64)
     return DetectionData(classes, records), problems
 
 
@@ -78,7 +81,7 @@ def _images(path: Path, images: list[Any], image_dir: Path,
             problems.append(Problem(path, where, f"image file {file} is missing or unreadable"))
             continue
         width, height = int(img.get("width") or size[0]), int(img.get("height") or size[1])
-        rec = ImageRecord(file, width, height, [], [])  # lists while collecting; arrays after
+        rec = ImageRecord(file, width, height, [], [], [], [])  # lists while collecting; arrays after
         records.append(rec)
         by_id[img["id"]] = rec
     return records, by_id
@@ -96,8 +99,6 @@ def _annotations(path: Path, anns: list[Any], by_id: dict[Any, ImageRecord], cat
             problems.append(Problem(path, where, f"duplicate annotation id {ann['id']}"))
             continue
         seen.add(ann.get("id"))
-        if ann.get("iscrowd", 0):
-            continue
         rec = by_id.get(ann.get("image_id"))
         bbox = ann.get("bbox")
         if rec is None:
@@ -112,6 +113,9 @@ def _annotations(path: Path, anns: list[Any], by_id: dict[Any, ImageRecord], cat
             error = check_box(box, rec.width, rec.height)
             if error:
                 problems.append(Problem(path, where, error))
+            elif ann.get("iscrowd", 0):
+                rec.ignore_boxes.append(box)
+                rec.ignore_labels.append(cat_index[ann["category_id"]])
             else:
                 rec.boxes.append(box)
                 rec.labels.append(cat_index[ann["category_id"]])
@@ -126,11 +130,13 @@ def write_coco(data: DetectionData, split_dir: Path) -> Path:
         if rec.path.resolve() != dest.resolve():
             shutil.copy2(rec.path, dest)
         images.append({"id": image_id, "file_name": rec.path.name, "width": rec.width, "height": rec.height})
-        for box, label in zip(rec.boxes.tolist(), rec.labels.tolist()):
+        entries = [(box, label, 0) for box, label in zip(rec.boxes.tolist(), rec.labels.tolist())]
+        entries += [(box, label, 1) for box, label in zip(rec.ignore_boxes.tolist(), rec.ignore_labels.tolist())]
+        for box, label, crowd in entries:
             w, h = box[2] - box[0], box[3] - box[1]
             anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": int(label) + 1,
                          "bbox": [round(box[0], 2), round(box[1], 2), round(w, 2), round(h, 2)],
-                         "area": round(w * h, 2), "iscrowd": 0})
+                         "area": round(w * h, 2), "iscrowd": crowd})
     cats = [{"id": i + 1, "name": name} for i, name in enumerate(data.classes)]
     out = split_dir / ANNOTATIONS
     out.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))

@@ -2,7 +2,10 @@
 
 Boxes are ``(N, 4)`` float32 ``x1, y1, x2, y2`` in pixels of the original image (x2/y2 exclusive,
 so a box covering pixel columns 0..9 is ``0, 10``); labels are ``(N,)`` int64 indices into
-``classes``. Readers collect every ``Problem``; ``raise_problems`` turns them into one DataError.
+``classes``. Ignore regions (COCO ``iscrowd``, VOC ``difficult``) are kept apart in ``ignore_boxes`` /
+``ignore_labels``: they are not objects to train on, and at evaluation a detection on one counts neither
+as a hit nor as a false positive. Readers collect every ``Problem``; ``raise_problems`` turns them into
+one DataError.
 """
 from __future__ import annotations
 
@@ -32,13 +35,15 @@ class Problem:
 
 @dataclass
 class ImageRecord:
-    """One image and its boxes (xyxy pixels) and labels (class indices)."""
+    """One image, its objects' boxes (xyxy pixels) and labels (class indices), and its ignore regions."""
 
     path: Path
     width: int
     height: int
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    ignore_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    ignore_labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
 
 
 @dataclass
@@ -50,7 +55,17 @@ class DetectionData:
 
     @property
     def num_boxes(self) -> int:
+        """Objects, ignore regions not counted."""
         return int(sum(len(r.labels) for r in self.records))
+
+    @property
+    def num_ignored(self) -> int:
+        return int(sum(len(r.ignore_labels) for r in self.records))
+
+    def describe(self) -> str:
+        """e.g. ``"35 images, 304 boxes + 57 ignore regions"``."""
+        ignored = f" + {self.num_ignored} ignore regions" if self.num_ignored else ""
+        return f"{len(self.records)} images, {self.num_boxes} boxes{ignored}"
 
 
 def raise_problems(problems: list[Problem], source: Path) -> None:

@@ -2,7 +2,8 @@
 ``root/ImageSets/Main/<split>.txt`` (stems; without it every XML is ``train``).
 
 Classes: ``root/labels.txt`` (one name a line) if present, else the sorted object names.
-VOC coordinates are 1-based and inclusive: pixel box ``x1 = xmin - 1, x2 = xmax``.
+VOC coordinates are 1-based and inclusive: pixel box ``x1 = xmin - 1, x2 = xmax``. Objects marked
+``<difficult>1</difficult>`` are read as ignore regions.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def _record(root: Path, xml_path: Path, xml: ET.Element, classes: list[str],
         problems.append(Problem(xml_path, "filename", f"image file {image} is missing or unreadable"))
         return None
     rec = ImageRecord(image, *size)
-    boxes, labels = [], []
+    kept: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}  # difficult -> (boxes, labels)
     for i, obj in enumerate(xml.iter("object")):
         name = (obj.findtext("name") or "").strip()
         where = f"object[{i}] ({name})"
@@ -85,11 +86,16 @@ def _record(root: Path, xml_path: Path, xml: ET.Element, classes: list[str],
         if error:
             problems.append(Problem(xml_path, where, error))
             continue
+        boxes, labels = kept[(obj.findtext("difficult") or "0").strip() == "1"]
         boxes.append(box)
         labels.append(classes.index(name))
-    rec.boxes = clip_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), rec.width, rec.height)
-    rec.labels = np.asarray(labels, np.int64)
+    rec.boxes, rec.labels = _arrays(*kept[False], rec)
+    rec.ignore_boxes, rec.ignore_labels = _arrays(*kept[True], rec)
     return rec
+
+
+def _arrays(boxes: list, labels: list, rec: ImageRecord) -> tuple[np.ndarray, np.ndarray]:
+    return clip_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), rec.width, rec.height), np.asarray(labels, np.int64)
 
 
 def write_voc(splits: dict[str, DetectionData], root: Path) -> Path:
@@ -114,10 +120,12 @@ def _xml(rec: ImageRecord, classes: list[str]) -> ET.ElementTree:
     size = ET.SubElement(ann, "size")
     for key, value in (("width", rec.width), ("height", rec.height), ("depth", 3)):
         ET.SubElement(size, key).text = str(value)
-    for (x1, y1, x2, y2), label in zip(rec.boxes.tolist(), rec.labels.tolist()):
+    objects = [(box, label, "0") for box, label in zip(rec.boxes.tolist(), rec.labels.tolist())]
+    objects += [(box, label, "1") for box, label in zip(rec.ignore_boxes.tolist(), rec.ignore_labels.tolist())]
+    for (x1, y1, x2, y2), label, difficult in objects:
         obj = ET.SubElement(ann, "object")
         ET.SubElement(obj, "name").text = classes[label]
-        ET.SubElement(obj, "difficult").text = "0"
+        ET.SubElement(obj, "difficult").text = difficult
         bb = ET.SubElement(obj, "bndbox")
         for key, value in (("xmin", x1 + 1), ("ymin", y1 + 1), ("xmax", x2), ("ymax", y2)):
             ET.SubElement(bb, key).text = str(int(round(value)))
