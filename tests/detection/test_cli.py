@@ -59,3 +59,11 @@ def test_data_check_lists_problems_and_fails(run, capsys, tmp_path) -> None:
     assert main(["data", "check", str(broken)]) == 2
     out = capsys.readouterr().out
     assert f"{label}:line 1: class id 7" in out and f"{label}:line 2:" in out and "2 problem(s)" in out
+
+
+def test_data_convert_to_yolo_says_it_leaves_ignore_regions_out(capsys, tmp_path) -> None:
+    from toolkit.data.nuclei import prepare_nuclei
+
+    coco = prepare_nuclei(tmp_path / "nuclei") / "coco"
+    assert main(["data", "convert", str(coco), "--to", "yolo", "--out", str(tmp_path / "yolo")]) == 0
+    assert "note: 63 ignore regions (COCO iscrowd / VOC difficult) have no YOLO form" in capsys.readouterr().out

@@ -25,13 +25,28 @@ def _task(**data: object) -> DetectTask:
 def test_nuclei_prepare_is_idempotent_with_a_spatial_split(tmp_path: Path) -> None:
     root = prepare_nuclei(tmp_path / "nuclei")
     info = json.loads((root / "info.json").read_text())
-    assert info["val"] == {"images": 4, "boxes": 32} and info["train"]["images"] == 35
+    assert info["val"] == {"images": 4, "boxes": 28, "ignore_regions": 6} and info["train"]["images"] == 35
     assert check(root / "coco") == []
     mask = np.asarray(Image.open(next((root / "masks" / "val" / "masks").glob("*.png"))))
     assert set(np.unique(mask)) == {0, 1}
     stamp = (root / "coco" / "val" / "annotations.json").stat().st_mtime_ns
     prepare_nuclei(root)
     assert (root / "coco" / "val" / "annotations.json").stat().st_mtime_ns == stamp
+    (root / "info.json").write_text(json.dumps({**info, "version": 1}))  # a copy made by an older rule
+    prepare_nuclei(root)
+    assert (root / "coco" / "val" / "annotations.json").stat().st_mtime_ns != stamp
+    assert json.loads((root / "info.json").read_text()) == info
+
+
+def test_nuclei_ignore_regions_are_nuclei_cut_by_a_tile_edge(tmp_path: Path) -> None:
+    """Only a cut nucleus can keep less than 30% of its area, and a cut always reaches the tile's edge."""
+    root = prepare_nuclei(tmp_path / "nuclei")
+    for split in ("train", "val"):
+        anns = json.loads((root / "coco" / split / "annotations.json").read_text())["annotations"]
+        regions = [a["bbox"] for a in anns if a["iscrowd"]]
+        assert regions and len(regions) < len(anns) / 4
+        for x, y, w, h in regions:
+            assert min(x, y) == 0 or max(x + w, y + h) == 128, (split, x, y, w, h)
 
 
 def test_builtin_nuclei_sets_prediction_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +55,8 @@ def test_builtin_nuclei_sets_prediction_tiles(tmp_path: Path, monkeypatch: pytes
     bundle = task.build_data()
     assert bundle.classes == ["nucleus"] and len(bundle.val) == 4
     assert task.cfg.data.predict_tile == 128
-    assert sum(len(bundle.val[i]["boxes"]) for i in range(4)) == 32
+    crowd = torch.cat([bundle.val[i]["crowd"] for i in range(4)])
+    assert (crowd == 0).sum() == 28 and (crowd == 1).sum() == 6
 
 
 @pytest.mark.parametrize("arch", ["fasterrcnn", "retinanet", "fcos", "ssdlite"])

@@ -3,8 +3,11 @@ shipped inside the ``stardist==0.9.2`` wheel (read from the zip; stardist is nev
 
 Split: the right quarter of the image (columns 384..511) is validation, the rest training.
 Both are cut into 128-px tiles (train: stride 64, overlapping; val: stride 128, disjoint), so
-train and val objects have the same pixel scale. A nucleus cut by a tile edge keeps the visible
-part (boxes from ``regionprops`` of the cropped instance mask); slivers under 3 px are dropped.
+train and val objects have the same pixel scale. A nucleus cut by a tile edge or by the split line
+keeps its visible part (boxes from ``regionprops`` of the cropped instance mask). When that part is
+under ``MIN_VISIBILITY`` of the whole nucleus, it is an ignore region (COCO ``iscrowd``), the rule of
+the detection augmentation's default ``min_visibility``. Examples are a 3x3-px corner of a nucleus,
+or the edge of a nucleus that lies in the other split.
 
 Written under ``root``:
 - ``coco/{train,val}/images/*.png`` + ``coco/{train,val}/annotations.json`` (one class "nucleus")
@@ -30,8 +33,9 @@ REQUIREMENT = "stardist==0.9.2"
 MEMBERS = ("stardist/data/images/img2d.tif", "stardist/data/images/mask2d.tif")
 TILE = 128
 VAL_FROM_COLUMN = 384  # right quarter of the 512-px image
-MIN_SIDE = 3  # boxes with a side below this (pixels) are slivers of nuclei cut by a tile edge
+MIN_VISIBILITY = 0.3  # a nucleus cut to less than this fraction of its area is an ignore region
 CLASSES = ["nucleus"]
+VERSION = 2  # of the labelling rule: a prepared copy of another version is written again
 
 
 def read_source(wheel: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -52,16 +56,19 @@ def tile_origins(height: int, width: int, stride: int) -> list[tuple[int, int]]:
     return [(y, x) for y in ys for x in xs]
 
 
-def instance_boxes(mask: np.ndarray) -> np.ndarray:
-    """(N, 4) float32 xyxy pixel boxes (x2/y2 exclusive) of the instances of a label image."""
+def instance_boxes(mask: np.ndarray, areas: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(objects (N, 4), ignore regions (M, 4)): float32 xyxy pixel boxes (x2/y2 exclusive) of the
+    instances of a tile's label image. ``areas``: pixels of each label in the whole image."""
     from skimage.measure import regionprops
 
-    boxes = [(p.bbox[1], p.bbox[0], p.bbox[3], p.bbox[2]) for p in regionprops(mask)]
-    boxes = [b for b in boxes if min(b[2] - b[0], b[3] - b[1]) >= MIN_SIDE]
-    return np.asarray(boxes, np.float32).reshape(-1, 4)
+    boxes: dict[bool, list] = {True: [], False: []}
+    for p in regionprops(mask):
+        boxes[p.area >= MIN_VISIBILITY * areas[p.label]].append((p.bbox[1], p.bbox[0], p.bbox[3], p.bbox[2]))
+    return tuple(np.asarray(boxes[whole], np.float32).reshape(-1, 4) for whole in (True, False))
 
 
-def _write_split(root: Path, split: str, image: np.ndarray, mask: np.ndarray, stride: int) -> DetectionData:
+def _write_split(root: Path, split: str, image: np.ndarray, mask: np.ndarray, stride: int,
+                 areas: dict[int, int]) -> DetectionData:
     img_dir = root / "masks" / split / "images"
     mask_dir = root / "masks" / split / "masks"
     for d in (img_dir, mask_dir):
@@ -72,8 +79,9 @@ def _write_split(root: Path, split: str, image: np.ndarray, mask: np.ndarray, st
         tile, tile_mask = image[y:y + TILE, x:x + TILE], mask[y:y + TILE, x:x + TILE]
         Image.fromarray(tile).save(img_dir / name)
         Image.fromarray((tile_mask > 0).astype(np.uint8)).save(mask_dir / name)
-        boxes = instance_boxes(tile_mask)
-        records.append(ImageRecord(img_dir / name, TILE, TILE, boxes, np.zeros(len(boxes), np.int64)))
+        boxes, ignore = instance_boxes(tile_mask, areas)
+        records.append(ImageRecord(img_dir / name, TILE, TILE, boxes, np.zeros(len(boxes), np.int64),
+                                   ignore, np.zeros(len(ignore), np.int64)))
     data = DetectionData(CLASSES, records)
     write_coco(data, root / "coco" / split)
     return data
@@ -82,15 +90,17 @@ def _write_split(root: Path, split: str, image: np.ndarray, mask: np.ndarray, st
 def prepare_nuclei(root: Path) -> Path:
     """Write the COCO and mask versions of the nuclei data under ``root`` (idempotent); return ``root``."""
     root = Path(root)
-    if (root / "info.json").is_file():
+    if (root / "info.json").is_file() and json.loads((root / "info.json").read_text()).get("version") == VERSION:
         return root
     image, mask = read_source(fetch_wheel(REQUIREMENT))
-    train = _write_split(root, "train", image[:, :VAL_FROM_COLUMN], mask[:, :VAL_FROM_COLUMN], TILE // 2)
-    val = _write_split(root, "val", image[:, VAL_FROM_COLUMN:], mask[:, VAL_FROM_COLUMN:], TILE)
+    labels, counts = np.unique(mask, return_counts=True)
+    areas = dict(zip(labels.tolist(), counts.tolist()))
+    train = _write_split(root, "train", image[:, :VAL_FROM_COLUMN], mask[:, :VAL_FROM_COLUMN], TILE // 2, areas)
+    val = _write_split(root, "val", image[:, VAL_FROM_COLUMN:], mask[:, VAL_FROM_COLUMN:], TILE, areas)
     (root / "masks" / "classes.yaml").write_text("classes: [background, nucleus]\n")
-    info = {"source": REQUIREMENT, "tile": TILE, "val_columns": [VAL_FROM_COLUMN, image.shape[1]],
-            "train": {"images": len(train.records), "boxes": train.num_boxes},
-            "val": {"images": len(val.records), "boxes": val.num_boxes}}
+    info = {"version": VERSION, "source": REQUIREMENT, "tile": TILE, "val_columns": [VAL_FROM_COLUMN, image.shape[1]],
+            **{name: {"images": len(d.records), "boxes": d.num_boxes, "ignore_regions": d.num_ignored}
+               for name, d in (("train", train), ("val", val))}}
     tmp = root / "info.json.tmp"
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, root / "info.json")
