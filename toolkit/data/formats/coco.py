@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.data.formats.detection import DetectionData, ImageRecord, Problem, check_box, clip_boxes, image_size
+from toolkit.data.formats.detection import DetectionData, ImageRecord, Problem, check_box, image_size
 
 ANNOTATIONS = "annotations.json"
 
@@ -41,12 +41,7 @@ def read_coco(path: Path, image_dir: Path | None = None) -> tuple[DetectionData,
     cat_index, classes = _categories(path, doc["categories"], problems)
     records, by_id = _images(path, doc["images"], image_dir, problems)
     _annotations(path, doc["annotations"], by_id, cat_index, problems)
-    for rec in records:
-        rec.boxes = clip_boxes(np.asarray(rec.boxes, np.float32).reshape(-1, 4), rec.width, rec.height)
-        rec.labels = np.asarray(rec.labels, np.int64)
-        rec.ignore_boxes = clip_boxes(np.asarray(rec.ignore_boxes, np.float32).reshape(-1, 4), rec.width, rec.height)
-        rec.ignore_labels = np.asarray(rec.ignore_labels, np.int64)
-    return DetectionData(classes, records), problems
+    return DetectionData(classes, [rec.as_arrays() for rec in records]), problems
 
 
 def _categories(path: Path, cats: list[Any], problems: list[Problem]) -> tuple[dict[int, int], list[str]]:
@@ -130,13 +125,11 @@ def write_coco(data: DetectionData, split_dir: Path) -> Path:
         if rec.path.resolve() != dest.resolve():
             shutil.copy2(rec.path, dest)
         images.append({"id": image_id, "file_name": rec.path.name, "width": rec.width, "height": rec.height})
-        entries = [(box, label, 0) for box, label in zip(rec.boxes.tolist(), rec.labels.tolist())]
-        entries += [(box, label, 1) for box, label in zip(rec.ignore_boxes.tolist(), rec.ignore_labels.tolist())]
-        for box, label, crowd in entries:
+        for box, label, crowd in rec.annotations():
             w, h = box[2] - box[0], box[3] - box[1]
             anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": int(label) + 1,
                          "bbox": [round(box[0], 2), round(box[1], 2), round(w, 2), round(h, 2)],
-                         "area": round(w * h, 2), "iscrowd": crowd})
+                         "area": round(w * h, 2), "iscrowd": int(crowd)})
     cats = [{"id": i + 1, "name": name} for i, name in enumerate(data.classes)]
     out = split_dir / ANNOTATIONS
     out.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))

@@ -45,6 +45,19 @@ class ImageRecord:
     ignore_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     ignore_labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
 
+    def as_arrays(self) -> "ImageRecord":
+        """The record with boxes and labels collected as lists by a reader turned into clipped float32 /
+        int64 arrays."""
+        self.boxes = clip_boxes(self.boxes, self.width, self.height)
+        self.ignore_boxes = clip_boxes(self.ignore_boxes, self.width, self.height)
+        self.labels, self.ignore_labels = np.asarray(self.labels, np.int64), np.asarray(self.ignore_labels, np.int64)
+        return self
+
+    def annotations(self) -> list[tuple[list[float], int, bool]]:
+        """(box, label, is ignore region) for every object, then every ignore region."""
+        return ([(b, lab, False) for b, lab in zip(self.boxes.tolist(), self.labels.tolist())]
+                + [(b, lab, True) for b, lab in zip(self.ignore_boxes.tolist(), self.ignore_labels.tolist())])
+
 
 @dataclass
 class DetectionData:
@@ -98,9 +111,10 @@ def check_box(box: np.ndarray, width: int, height: int) -> str | None:
     return None
 
 
-def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clip (N, 4) xyxy boxes to the image (removes the tolerated edge overshoot)."""
-    out = boxes.astype(np.float32).copy()
+def clip_boxes(boxes: np.ndarray | list, width: int, height: int) -> np.ndarray:
+    """(N, 4) float32 xyxy boxes (an array or a list of boxes, maybe empty) clipped to the image (removes the
+    tolerated edge overshoot)."""
+    out = np.array(boxes, np.float32).reshape(-1, 4)
     out[:, 0::2] = out[:, 0::2].clip(0, width)
     out[:, 1::2] = out[:, 1::2].clip(0, height)
     return out

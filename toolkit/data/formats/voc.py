@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.data.formats.detection import DetectionData, ImageRecord, Problem, check_box, clip_boxes, image_size
+from toolkit.data.formats.detection import DetectionData, ImageRecord, Problem, check_box, image_size
 
 LABELS = "labels.txt"
 
@@ -67,8 +67,7 @@ def _record(root: Path, xml_path: Path, xml: ET.Element, classes: list[str],
     if size is None:
         problems.append(Problem(xml_path, "filename", f"image file {image} is missing or unreadable"))
         return None
-    rec = ImageRecord(image, *size)
-    kept: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}  # difficult -> (boxes, labels)
+    rec = ImageRecord(image, *size, [], [], [], [])  # lists while collecting; arrays after
     for i, obj in enumerate(xml.iter("object")):
         name = (obj.findtext("name") or "").strip()
         where = f"object[{i}] ({name})"
@@ -86,16 +85,10 @@ def _record(root: Path, xml_path: Path, xml: ET.Element, classes: list[str],
         if error:
             problems.append(Problem(xml_path, where, error))
             continue
-        boxes, labels = kept[(obj.findtext("difficult") or "0").strip() == "1"]
-        boxes.append(box)
-        labels.append(classes.index(name))
-    rec.boxes, rec.labels = _arrays(*kept[False], rec)
-    rec.ignore_boxes, rec.ignore_labels = _arrays(*kept[True], rec)
-    return rec
-
-
-def _arrays(boxes: list, labels: list, rec: ImageRecord) -> tuple[np.ndarray, np.ndarray]:
-    return clip_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), rec.width, rec.height), np.asarray(labels, np.int64)
+        difficult = (obj.findtext("difficult") or "0").strip() == "1"
+        (rec.ignore_boxes if difficult else rec.boxes).append(box)
+        (rec.ignore_labels if difficult else rec.labels).append(classes.index(name))
+    return rec.as_arrays()
 
 
 def write_voc(splits: dict[str, DetectionData], root: Path) -> Path:
@@ -120,12 +113,10 @@ def _xml(rec: ImageRecord, classes: list[str]) -> ET.ElementTree:
     size = ET.SubElement(ann, "size")
     for key, value in (("width", rec.width), ("height", rec.height), ("depth", 3)):
         ET.SubElement(size, key).text = str(value)
-    objects = [(box, label, "0") for box, label in zip(rec.boxes.tolist(), rec.labels.tolist())]
-    objects += [(box, label, "1") for box, label in zip(rec.ignore_boxes.tolist(), rec.ignore_labels.tolist())]
-    for (x1, y1, x2, y2), label, difficult in objects:
+    for (x1, y1, x2, y2), label, difficult in rec.annotations():
         obj = ET.SubElement(ann, "object")
         ET.SubElement(obj, "name").text = classes[label]
-        ET.SubElement(obj, "difficult").text = difficult
+        ET.SubElement(obj, "difficult").text = str(int(difficult))
         bb = ET.SubElement(obj, "bndbox")
         for key, value in (("xmin", x1 + 1), ("ymin", y1 + 1), ("xmax", x2), ("ymax", y2)):
             ET.SubElement(bb, key).text = str(int(round(value)))

@@ -104,7 +104,7 @@ def _record(image: Path, num_classes: int, problems: list[Problem]) -> ImageReco
         else:
             boxes.append(box)
             labels.append(label)
-    rec.boxes = clip_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), rec.width, rec.height)
+    rec.boxes = clip_boxes(boxes, rec.width, rec.height)
     rec.labels = np.asarray(labels, np.int64)
     return rec
 
