@@ -31,6 +31,13 @@ def test_nothing_is_frozen_by_default_and_trainable_stages_freezes_bn() -> None:
     assert body.body.get_submodule("layer4.0.bn1").training
 
 
+def test_box_iou_thresh_makes_a_loosely_overlapping_roi_background() -> None:
+    iou = torch.tensor([[0.55, 0.65]])  # one object x two RoIs
+    for thresh, matches in ((0.5, [0, 0]), (0.6, [-1, 0])):  # -1: background
+        model = build_detector("fasterrcnn", "resnet18", 1, min_size=SIZE, max_size=SIZE, box_iou_thresh=thresh)
+        assert model.model.roi_heads.proposal_matcher(iou).tolist() == matches
+
+
 def test_fpn_taps_stride_8_and_16_on_mobilenet() -> None:
     model = build_detector("retinanet", "mobilenet_v2", 1, min_size=SIZE, max_size=SIZE)
     assert model.model.backbone.strides == [8, 16, 32, 64, 128]

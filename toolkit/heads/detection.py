@@ -59,8 +59,9 @@ class Detector(nn.Module):
 
 def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretrained: bool | str = False,
                    trainable_stages: int | None = None, weights: str | None = None, min_size: int = 320,
-                   max_size: int = 320, box_batch_size_per_image: int = 128, fpn_min_stride: int = 0,
-                   fpn_channels: int = 256, anchor_size: int = 32, anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
+                   max_size: int = 320, box_batch_size_per_image: int = 128, box_iou_thresh: float = 0.5,
+                   fpn_min_stride: int = 0, fpn_channels: int = 256, anchor_size: int = 32,
+                   anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
                    score_thresh: float = 0.01, detections_per_img: int = 100) -> Detector:
     """Build ``arch`` on ``create_backbone(backbone_name)`` for ``num_classes`` classes (no background).
 
@@ -68,7 +69,8 @@ def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretraine
     whole detector from torchvision's COCO weights (resnet50 only), box predictor replaced.
     ``min_size``/``max_size``: the model's internal resize (pixels; SSDlite uses a fixed
     ``min_size`` square). ``fpn_min_stride``: shallowest FPN level (0 = 4 for Faster R-CNN, 8 else);
-    ``fpn_channels``: channels of its maps.
+    ``fpn_channels``: channels of its maps. ``box_iou_thresh``: a Faster R-CNN RoI is a positive of the object it
+    overlaps by at least this IoU, background below (torchvision: 0.5, with 0.5 also its background bound).
     ``anchor_size``: Faster R-CNN / RetinaNet anchor on the finest level (pixels at the model's input size),
     doubling per level; ``anchor_ratios``: their height / width ratios (Faster R-CNN, RetinaNet).
     """
@@ -86,7 +88,8 @@ def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretraine
         neck = BackboneFPN(backbone, min_stride, "pool" if arch == "fasterrcnn" else "p6p7", fpn_channels)
         anchors = _anchors(arch, neck.strides, anchor_size, anchor_ratios)
         if arch == "fasterrcnn":
-            model = _fasterrcnn(neck, anchors, k, box_batch_size_per_image, score_thresh, detections_per_img, **common)
+            model = _fasterrcnn(neck, anchors, k, box_batch_size_per_image, box_iou_thresh, score_thresh,
+                                detections_per_img, **common)
         else:
             cls = RetinaNet if arch == "retinanet" else FCOS
             model = cls(neck, k, anchor_generator=anchors, score_thresh=score_thresh,
@@ -114,12 +117,12 @@ def _anchors(arch: str, strides: list[int], size: int, ratios: Sequence[float]) 
 RPN_PROPOSALS_TEST = 300
 
 
-def _fasterrcnn(neck: BackboneFPN, anchors: AnchorGenerator, k: int, box_batch: int, score_thresh: float, dets: int,
-                **common: int) -> FasterRCNN:
+def _fasterrcnn(neck: BackboneFPN, anchors: AnchorGenerator, k: int, box_batch: int, box_iou: float,
+                score_thresh: float, dets: int, **common: int) -> FasterRCNN:
     roi_pool = MultiScaleRoIAlign(featmap_names=neck.levels, output_size=7, sampling_ratio=2)
     return FasterRCNN(neck, k, rpn_anchor_generator=anchors, box_roi_pool=roi_pool,
-                      box_batch_size_per_image=box_batch, box_score_thresh=score_thresh,
-                      box_detections_per_img=dets, rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, **common)
+                      box_batch_size_per_image=box_batch, box_fg_iou_thresh=box_iou, box_bg_iou_thresh=box_iou,
+                      box_score_thresh=score_thresh, box_detections_per_img=dets, rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, **common)
 
 
 def _ssdlite(backbone: nn.Module, k: int, size: int, score_thresh: float, dets: int) -> SSD:

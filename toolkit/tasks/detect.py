@@ -67,6 +67,7 @@ class DetectModel:
     anchor_size: int = 32  # Faster R-CNN / RetinaNet anchor on the finest FPN level (px), doubling per level
     anchor_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor height / width
     box_batch_size_per_image: int = 128  # Faster R-CNN RoIs sampled per image for the box head
+    box_iou_thresh: float = 0.5  # Faster R-CNN RoIs overlapping an object at least this much are its positives
     score_thresh: float = 0.01  # detections below are discarded before NMS
     detections_per_img: int = 100
 
@@ -147,7 +148,8 @@ class DetectTask:
         return build_detector(m.arch, m.backbone, len(classes), pretrained=m.pretrained if pretrained else False,
                               trainable_stages=m.trainable_stages, weights=m.weights if pretrained else None,
                               min_size=m.min_size or size, max_size=m.max_size or m.min_size or size,
-                              box_batch_size_per_image=m.box_batch_size_per_image, fpn_min_stride=m.fpn_min_stride,
+                              box_batch_size_per_image=m.box_batch_size_per_image,
+                              box_iou_thresh=m.box_iou_thresh, fpn_min_stride=m.fpn_min_stride,
                               fpn_channels=m.fpn_channels, anchor_size=m.anchor_size,
                               anchor_ratios=m.anchor_ratios, score_thresh=m.score_thresh,
                               detections_per_img=m.detections_per_img)
