@@ -122,7 +122,8 @@ def _fasterrcnn(neck: BackboneFPN, anchors: AnchorGenerator, k: int, box_batch: 
     roi_pool = MultiScaleRoIAlign(featmap_names=neck.levels, output_size=7, sampling_ratio=2)
     return FasterRCNN(neck, k, rpn_anchor_generator=anchors, box_roi_pool=roi_pool,
                       box_batch_size_per_image=box_batch, box_fg_iou_thresh=box_iou, box_bg_iou_thresh=box_iou,
-                      box_score_thresh=score_thresh, box_detections_per_img=dets, rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, **common)
+                      box_score_thresh=score_thresh, box_detections_per_img=dets,
+                      rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, **common)
 
 
 def _ssdlite(backbone: nn.Module, k: int, size: int, score_thresh: float, dets: int) -> SSD:

@@ -19,7 +19,6 @@ from toolkit.data.formats.detection import (
     ImageRecord,
     Problem,
     check_box,
-    clip_boxes,
     image_size,
 )
 from toolkit.data.image_io import IMAGE_SUFFIXES
@@ -90,23 +89,18 @@ def _record(image: Path, num_classes: int, problems: list[Problem]) -> ImageReco
     if size is None:
         problems.append(Problem(image, "", "image is unreadable"))
         size = (1, 1)
-    rec = ImageRecord(image, *size)
+    rec = ImageRecord(image, *size, [], [], [], [])  # lists while collecting; arrays after
     txt = label_path(image)
-    if not txt.is_file():
-        return rec
-    boxes, labels = [], []
-    for n, line in enumerate(txt.read_text().splitlines(), start=1):
+    for n, line in enumerate(txt.read_text().splitlines() if txt.is_file() else [], start=1):
         if not line.strip():
             continue
         box, label, error = _parse(line, rec.width, rec.height, num_classes)
         if error:
             problems.append(Problem(txt, f"line {n}", error))
         else:
-            boxes.append(box)
-            labels.append(label)
-    rec.boxes = clip_boxes(boxes, rec.width, rec.height)
-    rec.labels = np.asarray(labels, np.int64)
-    return rec
+            rec.boxes.append(box)
+            rec.labels.append(label)
+    return rec.as_arrays()
 
 
 def _parse(line: str, width: int, height: int, num_classes: int) -> tuple[Any, int, str | None]:
