@@ -39,6 +39,9 @@ def test_resume_gives_the_same_final_metrics(tmp_path: Path) -> None:
     assert len(rows) == 4  # header + epochs 1..3 in the resumed run's own directory
     with pytest.raises(Exception, match="raise train.epochs"):
         fit(tmp_path, f"train.resume={ckpt.parent / 'last.pt'}", "train.epochs=3")
+    fit(tmp_path, "train.epochs=2", "train.name=b", "train.exist_ok=true")  # a new run in the same directory
+    assert [r.split(",")[0] for r in (tmp_path / "classify" / "b" / "results.csv").read_text().splitlines()[1:]] \
+        == ["1", "2"]
 
 
 class NanAfterFirstEpoch(ClassifyTask):

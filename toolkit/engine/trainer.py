@@ -95,6 +95,8 @@ class Trainer:
         if self.dist.is_main:
             (self.run_dir / "weights").mkdir(parents=True, exist_ok=True)
             config_mod.save(self.cfg, self.run_dir / "config.yaml")
+            if not t.resume:  # a new run in a reused directory (train.exist_ok) starts its own table
+                (self.run_dir / "results.csv").unlink(missing_ok=True)
 
     def _run_dir(self) -> Path:
         if self.t.resume:
