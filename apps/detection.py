@@ -17,6 +17,7 @@ from toolkit import apps_support as support
 HOW_TO = ("Make the demo model with `make apps` (about 10 min on CPU), or train one with `toolkit train detect` "
           "(built-in nuclei data) and reload this page; or give a checkpoint path.")
 SAMPLE = "Sample: nuclei (512 x 512 fluorescence microscopy)"
+TTA_VIEWS = {"none": "1 (fastest)", "hflip": "2: + mirror", "d4": "8: every flip and 90° turn (8x slower)"}
 KEEP = 64  # decoded images and their detections kept per session (more uploads are recomputed on each change)
 
 
@@ -37,11 +38,12 @@ def pick_images() -> list[tuple[str, str, Any]]:
     return images
 
 
-def detect(predictor: Any, name: str, image: Any, iou: float) -> tuple[Any, float]:
-    """All detections (score >= the model's floor) after NMS at ``iou``, and the seconds it took. The confidence
-    slider filters these afterwards: greedy NMS keeps the same boxes whichever threshold is applied first."""
+def detect(predictor: Any, name: str, image: Any, iou: float, tta: str) -> tuple[Any, float]:
+    """All detections (score >= the model's floor) after NMS at ``iou``, with test-time views ``tta``, and the
+    seconds it took. The confidence slider filters these afterwards: greedy NMS keeps the same boxes whichever
+    threshold is applied first."""
     start = time.perf_counter()
-    (result,) = predictor.predict(image, conf=0.0, iou=iou)
+    (result,) = predictor.predict(image, conf=0.0, iou=iou, tta=tta)
     result.source = name
     return result, time.perf_counter() - start
 
@@ -72,6 +74,7 @@ def main() -> None:
     st.sidebar.header("Detections")
     conf = st.sidebar.slider("Confidence threshold", 0.0, 1.0, 0.25, 0.01, key="conf")
     iou = st.sidebar.slider("NMS IoU threshold", 0.1, 0.95, 0.5, 0.05, key="iou")
+    tta = st.sidebar.selectbox("Test-time views", list(TTA_VIEWS), format_func=TTA_VIEWS.get, key="tta")
     classes = st.sidebar.multiselect("Show classes (none = all)", predictor.classes, key=f"classes-{predictor.source}")
     images = pick_images()
     if not images:
@@ -79,8 +82,8 @@ def main() -> None:
         return
     names = {key: name for key, name, _ in images}
     with st.spinner("Detecting ..."):
-        found = {key: common.memo(("detect", predictor.source, key, iou),
-                                  lambda name=name, image=image: detect(predictor, name, image, iou), KEEP)
+        found = {key: common.memo(("detect", predictor.source, key, iou, tta),
+                                  lambda name=name, image=image: detect(predictor, name, image, iou, tta), KEEP)
                  for key, name, image in images}
     shown = {key: support.filter_result(result, conf, classes) for key, (result, _) in found.items()}
     if len(shown) > 1:
@@ -89,7 +92,7 @@ def main() -> None:
     pick = st.selectbox("Image", range(len(images)), format_func=lambda i: images[i][1], key="image") \
         if len(images) > 1 else 0
     key = images[pick][0]
-    show((predictor.source, key, iou, conf, tuple(classes)), names[key], shown[key], found[key][1])
+    show((predictor.source, key, iou, tta, conf, tuple(classes)), names[key], shown[key], found[key][1])
 
 
 main()

@@ -66,6 +66,10 @@ def test_sample_sliders_class_filter_table_counts_and_downloads(app_env) -> None
     at.sidebar.multiselect[0].set_value(["dot"]).run()
     assert set(at.dataframe[0].value["class"]) <= {"dot"}
     assert len(at.dataframe[0].value) == counts.get("dot", 0)
+    at.sidebar.multiselect[0].set_value([]).run()
+    at.selectbox(key="tta").set_value("hflip").run()
+    assert not _errors(at) and "2: + mirror" in at.selectbox(key="tta").options
+    assert (at.dataframe[0].value[["x2", "y2"]].to_numpy() <= 512).all()
 
 
 def test_several_uploads_and_every_bad_one_gets_a_message(app_env) -> None:

@@ -42,6 +42,21 @@ def test_val_reports_coco_map_and_predict_writes_coco_results(run, capsys) -> No
     assert all(Path(f).is_file() for r in records for f in r["files"])
 
 
+def test_val_and_predict_with_test_time_views(run, capsys) -> None:
+    work, data, ckpt = run
+    assert main(["val", str(ckpt), "model.tta=d4", "--json", str(work / "tta.json")]) == 0
+    metrics = json.loads((work / "tta.json").read_text())
+    assert 0.0 <= metrics["map50_95"] <= metrics["map50"] <= 1.0
+    out = work / "pred_tta"
+    image = sorted((data / "val" / "images").iterdir())[0]
+    assert main(["predict", str(ckpt), str(image), "conf=0.0", "tta=hflip", "--out", str(out)]) == 0
+    (record,) = json.loads((out / "predictions.json").read_text())
+    assert all(0 <= d["box"][0] <= d["box"][2] <= record["width"] for d in record["detections"])
+    capsys.readouterr()
+    assert main(["val", str(ckpt), "model.tta=flips"]) == 2
+    assert "unknown model.tta 'flips'; valid: none, hflip, d4" in capsys.readouterr().err
+
+
 def test_data_convert_then_check(run, capsys, tmp_path) -> None:
     _, data, _ = run
     assert main(["data", "convert", str(data), "--to", "yolo", "--out", str(tmp_path / "yolo")]) == 0

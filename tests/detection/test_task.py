@@ -156,3 +156,26 @@ def test_size_buckets_are_computed_in_the_files_pixels(coco_dataset: Path) -> No
     metrics = task.compute()
     assert metrics["map_small"] == pytest.approx(1.0) and np.isnan(metrics["map_medium"])
 
+
+def test_test_time_views_serve_closing_evaluations_and_predict_not_the_per_epoch_check(coco_dataset: Path) -> None:
+    task = DetectTask(build("detect", DetectData, DetectModel, [
+        {"data": {"img_size": 64, "source": str(coco_dataset)}, "model": {"backbone": "simple_cnn", "tta": "d4"}}]))
+    batch = collate([task.build_data().val[0]])
+    calls = []
+
+    class Counting(_CenterBox):
+        def forward(self, images):
+            calls.append(len(images))
+            return super().forward(images)
+
+    for final, views in ((False, 1), (True, 8)):
+        calls.clear()
+        task.reset(final)
+        task.eval_step(Counting(), batch)
+        assert calls == [1] * views
+    calls.clear()
+    (result,) = task.predict(Counting(), [{"image": np.zeros((64, 64, 3), np.float32)}], conf=0.5)
+    assert calls == [1] * 8 and np.allclose(result.boxes, [[25.6, 25.6, 38.4, 38.4]], atol=1e-3)
+    calls.clear()
+    task.predict(Counting(), [{"image": np.zeros((64, 64, 3), np.float32)}], tta="none")
+    assert calls == [1]

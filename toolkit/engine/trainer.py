@@ -225,11 +225,11 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema else unwrap(self.model)
 
-    def evaluate(self, loader: Any, model: nn.Module | None = None) -> dict[str, float]:
+    def evaluate(self, loader: Any, model: nn.Module | None = None, final: bool = False) -> dict[str, float]:
         if loader is None:
             return {}
         return evaluate(self.task, model or self.eval_model(), loader, self.dist.device, self.precision,
-                        self.t.channels_last, self.t.progress)
+                        self.t.channels_last, self.t.progress, final)
 
     def _finish(self) -> dict[str, float]:
         """Reload best.pt, evaluate on test (else val), write task plots; rank 0 only."""
@@ -241,7 +241,7 @@ class Trainer:
                 ckpt = checkpoint.load(best)
                 checkpoint.load_model_state(model, ckpt, best)
             split, loader = ("test", self.test_loader) if self.test_loader else ("val", self.val_loader)
-            metrics = self.evaluate(loader, model)
+            metrics = self.evaluate(loader, model, final=True)
             plots = self.task.plots(self.run_dir, split)
             self._log(f"\n{split} metrics of {best}:\n{self.task.report(metrics)}\n"
                       f"plots: {', '.join(p.name for p in plots) or 'none'}\nrun directory: {self.run_dir}")
@@ -305,10 +305,11 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
 
 @torch.no_grad()
 def evaluate(task: Task, model: nn.Module, loader: Any, device: torch.device, precision: Precision | None = None,
-             channels_last: bool = False, progress: bool = True) -> dict[str, float]:
-    """Run ``task.eval_step`` over ``loader`` and return ``task.compute()``."""
+             channels_last: bool = False, progress: bool = True, final: bool = True) -> dict[str, float]:
+    """Run ``task.eval_step`` over ``loader`` and return ``task.compute()``. ``final``: a closing evaluation
+    (``toolkit val``, a run's best.pt), not the per-epoch check (see ``Task.reset``)."""
     model.eval()
-    task.reset()
+    task.reset(final)
     autocast = precision.autocast if precision else contextlib.nullcontext
     for batch in tqdm(loader, desc="  eval", leave=False, disable=not progress, mininterval=1.0):
         with autocast():

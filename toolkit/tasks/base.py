@@ -52,7 +52,9 @@ class Task(Protocol):
 
     def train_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]: ...
 
-    def reset(self) -> None: ...
+    def reset(self, final: bool = False) -> None:
+        """Start an evaluation. ``final``: ``toolkit val`` or a run's closing evaluation, where a task may
+        infer more thoroughly (detection's ``model.tta``); False for the per-epoch check."""
 
     def eval_step(self, model: nn.Module, batch: Any) -> None: ...
 

@@ -121,7 +121,7 @@ class ClassifyTask:
         return {"loss": loss}
 
     # -- metrics ------------------------------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self, final: bool = False) -> None:
         n = len(self.classes)
         kw = {"num_classes": n, "sync_on_compute": False}
         self.metrics = MetricCollection({

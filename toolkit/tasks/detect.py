@@ -31,6 +31,7 @@ from toolkit.data.image_io import read_image
 from toolkit.data.transforms import Augment, detection_pipeline
 from toolkit.errors import ConfigError
 from toolkit.heads.detection import build_detector
+from toolkit.heads.detection_tta import check_tta, detect_tta
 from toolkit.registry import TASKS
 from toolkit.tasks.base import DataBundle
 from toolkit.viz_detect import plot_pr_curve, plot_samples, save_annotated
@@ -70,6 +71,7 @@ class DetectModel:
     box_iou_thresh: float = 0.5  # Faster R-CNN RoIs overlapping an object at least this much are its positives
     score_thresh: float = 0.01  # detections below are discarded before NMS
     detections_per_img: int = 100
+    tta: str = "none"  # test-time views fused by `toolkit val`, predict and a run's final evaluation: none | hflip | d4
 
 
 @dataclass
@@ -115,6 +117,7 @@ class DetectTask:
         self.metric: MeanAveragePrecision | None = None
         self.samples: list[dict[str, Any]] = []
         self.precision: np.ndarray | None = None
+        self.tta = "none"  # of the evaluation under way
 
     # -- data ---------------------------------------------------------------------------------
     def build_data(self, splits: tuple[str, ...] = ("train", "val", "test")) -> DataBundle:
@@ -143,6 +146,7 @@ class DetectTask:
     def build_model(self, classes: list[str], pretrained: bool = True) -> nn.Module:
         m, size = self.cfg.model, self.cfg.data.img_size
         self.classes = classes
+        check_tta(m.tta)
         if (m.min_size or size) <= 0:
             raise ConfigError("set data.img_size (or model.min_size) to a positive number of pixels")
         return build_detector(m.arch, m.backbone, len(classes), pretrained=m.pretrained if pretrained else False,
@@ -160,7 +164,8 @@ class DetectTask:
         return {"loss": total, **{k: v.detach() for k, v in losses.items()}}
 
     # -- metrics ------------------------------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self, final: bool = False) -> None:
+        self.tta = self.cfg.model.tta if final else "none"
         self.metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
                                            extended_summary=True, backend="pycocotools", sync_on_compute=False,
                                            iou_thresholds=COCO_IOUS, rec_thresholds=COCO_RECALLS)
@@ -170,7 +175,8 @@ class DetectTask:
     def eval_step(self, model: nn.Module, batch: dict[str, Any]) -> None:
         was_training = model.training
         model.eval()
-        preds = [{k: _fp32(v.detach().cpu()) for k, v in p.items()} for p in model(batch["images"])]
+        found = detect_tta(model, batch["images"], self.tta)
+        preds = [{k: _fp32(v.detach().cpu()) for k, v in p.items()} for p in found]
         model.train(was_training)
         targets = [{k: v.cpu() for k, v in t.items()} for t in batch["targets"]]
         # COCO's small / medium / large are areas in the file's pixels, not the resized ones
@@ -217,15 +223,18 @@ class DetectTask:
 
     @torch.no_grad()
     def predict(self, model: nn.Module, samples: list[dict[str, Any]], conf: float = 0.25, iou: float = 0.5,
-                **_: Any) -> list[DetectResult]:
-        """Detections with score >= ``conf`` after class-wise NMS at ``iou``, in original pixels."""
+                tta: str = "", **_: Any) -> list[DetectResult]:
+        """Detections with score >= ``conf`` after class-wise NMS at ``iou``, in original pixels.
+        ``tta``: test-time views (``heads/detection_tta.py``); "" = the checkpoint's ``model.tta``."""
+        tta = check_tta(tta or self.cfg.model.tta)
         was_training = model.training
         model.eval()
-        results = [self._predict_image(model, s, conf, iou) for s in samples]
+        results = [self._predict_image(model, s, conf, iou, tta) for s in samples]
         model.train(was_training)
         return results
 
-    def _predict_image(self, model: nn.Module, sample: dict[str, Any], conf: float, iou: float) -> DetectResult:
+    def _predict_image(self, model: nn.Module, sample: dict[str, Any], conf: float, iou: float,
+                       tta: str) -> DetectResult:
         image = _rgb(sample["image"])
         h, w = image.shape[:2]
         tile = self.cfg.data.predict_tile
@@ -237,7 +246,8 @@ class DetectTask:
             chunk = windows[start:start + TILE_BATCH]
             crops = [pipeline({"image": image[y:y + th, x:x + tw], "boxes": np.zeros((0, 4), np.float32),
                                "labels": np.zeros(0, np.int64)})["image"] for y, x, th, tw in chunk]
-            for (y, x, th, tw), crop, det in zip(chunk, crops, model([c.to(device) for c in crops])):
+            dets = detect_tta(model, [c.to(device) for c in crops], tta)
+            for (y, x, th, tw), crop, det in zip(chunk, crops, dets):
                 found.append(_to_window(det, crop.shape[1:], (y, x, th, tw), (h, w)))
         boxes, scores, labels = (torch.cat([f[i] for f in found]) for i in range(3))
         keep = scores >= conf

@@ -157,7 +157,7 @@ class SegmentTask:
         return {"loss": self.loss(model(batch["image"]), batch["mask"])}
 
     # -- metrics ------------------------------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self, final: bool = False) -> None:
         self.metrics = SegMetrics(self.classes, self.cfg.data.ignore_index, self.cfg.data.background)
         self.examples, self.example_sources = [], []
         self._loss_sum, self._count = 0.0, 0

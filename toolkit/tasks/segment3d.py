@@ -205,7 +205,7 @@ class Segment3DTask:
         return {"loss": self.loss(model(batch["image"].as_tensor()), batch["label"].as_tensor())}
 
     # -- metrics ------------------------------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self, final: bool = False) -> None:
         self.dice = DiceMetric(include_background=True, reduction="none", ignore_empty=True)
         self.hd95 = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")
         self.cases, self.example = [], None
