@@ -55,3 +55,17 @@ def test_none_is_one_plain_call_and_unknown_modes_are_refused() -> None:
     assert calls == [2]
     with pytest.raises(ConfigError, match="unknown model.tta 'flips'; valid: none, hflip, d4"):
         detect_tta(bright_patch_detector, [_image()], "flips")
+
+
+def test_views_that_disagree_keep_no_more_boxes_than_one_view_returns() -> None:
+    def scattered(images):  # two boxes at places that move with each call, so no two views agree
+        scattered.calls += 1
+        x = 10.0 * scattered.calls
+        return [{"boxes": torch.tensor([[x, 0.0, x + 4, 4.0], [x, 10.0, x + 4, 14.0]]),
+                 "scores": torch.tensor([0.9 - 0.01 * scattered.calls, 0.5]), "labels": torch.tensor([1, 1])}
+                for _ in images]
+    scattered.calls = 0
+
+    (fused,) = detect_tta(scattered, [torch.zeros(3, 100, 100)], "d4")
+    assert len(fused["scores"]) == 2 and fused["scores"].tolist() == sorted(fused["scores"].tolist(), reverse=True)
+    assert fused["scores"][0] == pytest.approx((0.9 - 0.01) / 8)  # the best box, found by one view of eight

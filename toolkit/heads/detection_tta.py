@@ -51,7 +51,8 @@ def from_view(boxes: torch.Tensor, view_hw: tuple[int, int], transpose: bool, hf
 def detect_tta(model: Callable[[list[torch.Tensor]], Detections], images: list[torch.Tensor],
                mode: str) -> Detections:
     """``model`` (an eval-mode detector) on every view of ``images`` ((C, H, W) each), fused per image into
-    ``{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,)}``. ``none`` is one plain call."""
+    ``{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,)}``, N at most what one view returns
+    (the detector's ``detections_per_img``). ``none`` is one plain call."""
     views = VIEWS[check_tta(mode)]
     if len(views) == 1:
         return model(images)
@@ -73,6 +74,8 @@ def _fuse(image: torch.Tensor, dets: Detections, views: list[tuple[bool, bool, b
         scores.append(d["scores"].detach().float().cpu()[keep].tolist())
         labels.append(d["labels"].cpu()[keep].tolist())
     b, s, lab = weighted_boxes_fusion(boxes, scores, labels, iou_thr=FUSION_IOU, skip_box_thr=0.0)
+    keep = max(len(d["scores"]) for d in dets)  # views that disagree fuse into more boxes than one view keeps
+    b, s, lab = b[:keep], s[:keep], lab[:keep]  # highest scores first
     device = image.device
     return {"boxes": (torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4) * scale).to(device),
             "scores": torch.as_tensor(s, dtype=torch.float32).to(device),
