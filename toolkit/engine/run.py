@@ -55,7 +55,7 @@ def validate(ckpt_path: str | Path, overrides: list[str] | None = None, split: s
     checkpoint.load_model_state(model, ckpt, ckpt_path)
     model.to(dev).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train.batch_size, collate_fn=data.collate)
-    metrics = evaluate(task, model, loader, dev)
+    metrics = evaluate(task, model, loader, dev, final=True)
     out_dir = Path(ckpt_path).resolve().parent.parent / f"val-{split}"
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = task.plots(out_dir, split)

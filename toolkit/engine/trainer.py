@@ -305,7 +305,7 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
 
 @torch.no_grad()
 def evaluate(task: Task, model: nn.Module, loader: Any, device: torch.device, precision: Precision | None = None,
-             channels_last: bool = False, progress: bool = True, final: bool = True) -> dict[str, float]:
+             channels_last: bool = False, progress: bool = True, final: bool = False) -> dict[str, float]:
     """Run ``task.eval_step`` over ``loader`` and return ``task.compute()``. ``final``: a closing evaluation
     (``toolkit val``, a run's best.pt), not the per-epoch check (see ``Task.reset``)."""
     model.eval()

@@ -226,7 +226,7 @@ class DetectTask:
                 tta: str = "", **_: Any) -> list[DetectResult]:
         """Detections with score >= ``conf`` after class-wise NMS at ``iou``, in original pixels.
         ``tta``: test-time views (``heads/detection_tta.py``); "" = the checkpoint's ``model.tta``."""
-        tta = check_tta(tta or self.cfg.model.tta)
+        tta = tta or self.cfg.model.tta
         was_training = model.training
         model.eval()
         results = [self._predict_image(model, s, conf, iou, tta) for s in samples]
