@@ -1,11 +1,11 @@
 """Medical imaging and object detection toolkit: shared CNN backbones, task heads, one trainer."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import Any
 
-from typing import Any  # noqa: E402
+from torch import nn
 
-from torch import nn  # noqa: E402
+from toolkit._version import __version__
 
 
 def create_model(task: str = "classify", num_classes: int = 10, **model_options: Any) -> nn.Module:
@@ -26,11 +26,11 @@ def create_model(task: str = "classify", num_classes: int = 10, **model_options:
 
 def list_models(kind: str = "backbones") -> list[str]:
     """Names of ``backbones`` or ``tasks``."""
-    import toolkit.backbones  # noqa: F401  (registers the backbones)
-    from toolkit.registry import BACKBONES
-    from toolkit.tasks import TASK_MODULES
+    import toolkit.backbones  # noqa: F401  (fills BACKBONES)
+    import toolkit.tasks  # noqa: F401  (fills TASKS)
+    from toolkit.registry import BACKBONES, TASKS
 
-    return {"backbones": BACKBONES.names(), "tasks": list(TASK_MODULES)}[kind]
+    return {"backbones": BACKBONES.names(), "tasks": TASKS.names()}[kind]
 
 
 def train(task: str, overrides: list[str] | None = None, **kwargs: Any) -> dict[str, float]:
@@ -47,4 +47,12 @@ def load_predictor(path: str, device: str = "auto") -> Any:
     return Predictor.from_checkpoint(path, device)
 
 
-__all__ = ["create_model", "list_models", "train", "load_predictor", "__version__"]
+def sample_input(name: str) -> Any:
+    """A sample input file, made once from a built-in dataset: ``nuclei`` (512 x 512 microscopy PNG), ``brain``
+    (4-channel MR NIfTI), ``brain-dicom`` (the same as DICOM series folders); e.g. ``predict(sample_input("nuclei"))``."""
+    from toolkit.data.samples import sample_input as make
+
+    return make(name)
+
+
+__all__ = ["create_model", "list_models", "train", "load_predictor", "sample_input", "__version__"]

@@ -1,7 +1,12 @@
-"""Name -> factory registries. Duplicate names raise; unknown names list the valid ones."""
+"""Name -> factory registries, one per extension point. Duplicate names raise; unknown names list the valid ones.
+
+Each registry is filled in one module: ``BACKBONES`` in ``backbones/__init__.py``, ``SEG_HEADS`` in
+``heads/seg_decoders.py``, ``DETECTORS`` in ``heads/detection.py``, ``TASKS`` in ``tasks/__init__.py`` (lazily, so
+that classification never imports MONAI), ``DATASETS`` in ``data/builtin.py``."""
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import Any, Iterator
 
 from toolkit.errors import ConfigError
@@ -26,12 +31,19 @@ class Registry:
 
         return add(obj) if obj is not None else add
 
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register ``"package.module:attr"``, imported on the first ``get(name)``."""
+        self.register(name, _Lazy(target))
+
     def get(self, name: str) -> Any:
         if name not in self._items:
             close = difflib.get_close_matches(name, self._items, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown {self.kind} '{name}'.{hint} Valid: {', '.join(self.names())}")
-        return self._items[name]
+        item = self._items[name]
+        if isinstance(item, _Lazy):
+            item = self._items[name] = item.load()
+        return item
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -43,7 +55,17 @@ class Registry:
         return iter(self.names())
 
 
+class _Lazy:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def load(self) -> Any:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
 BACKBONES = Registry("backbone")
-HEADS = Registry("head")
+SEG_HEADS = Registry("segmentation head")
+DETECTORS = Registry("detector architecture")
 TASKS = Registry("task")
 DATASETS = Registry("built-in dataset")

@@ -12,6 +12,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 from toolkit.backbones import weights as tv_weights
 from toolkit.backbones.base import Backbone
 from toolkit.errors import WeightsError
+from toolkit.safe_io import load_state_dict_file
 
 
 def _features_stages(ends: list[int]) -> list[tuple[str, list[str]]]:
@@ -72,8 +73,6 @@ def _build_classifier(name: str, pretrained: bool | str) -> nn.Module:
 
 
 def _load_file(model: nn.Module, path: Path) -> None:
-    from toolkit.engine.checkpoint import load_state_dict_file  # the one place that reads torch files
-
     state = load_state_dict_file(path)
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

@@ -1,42 +1,31 @@
-"""Checkpoints: atomic writes (temp file + ``os.replace``) and safe reads (``weights_only=True``).
+"""Toolkit checkpoints: the required keys, the format version, and loading weights into the model they describe.
 
-The only module that calls ``torch.load``.
-"""
+Files are written and read through ``toolkit.safe_io`` (atomic writes, ``weights_only=True`` reads)."""
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from toolkit import config as config_mod
+from toolkit.engine.distributed import pick_device
 from toolkit.errors import CheckpointError
+from toolkit.safe_io import atomic_save, load_torch_file
+from toolkit.tasks import task_class
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model", "config", "classes")
 
 
 def save(obj: dict[str, Any], path: Path) -> None:
-    """Write ``obj`` to ``path`` atomically: a killed run never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a checkpoint atomically: a killed run never leaves a half-written file."""
+    atomic_save(obj, path)
 
 
 def load(path: str | Path) -> dict[str, Any]:
     """Read a toolkit checkpoint; tensors go to CPU. Anything but plain data is refused."""
-    ckpt = _safe_load(Path(path))
+    ckpt = load_torch_file(Path(path))
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise CheckpointError(f"{path} is not a toolkit checkpoint (missing {', '.join(missing)})")
@@ -44,36 +33,6 @@ def load(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} has format {ckpt['format_version']}; this toolkit reads up to "
                               f"{FORMAT_VERSION}: upgrade the toolkit")
     return ckpt
-
-
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """A plain ``state_dict`` from ``.pth``/``.pt`` (weights only) or ``.safetensors``."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        if not path.is_file():
-            raise CheckpointError(f"weights file not found: {path}")
-        return load_file(str(path))
-    state = _safe_load(path)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} does not hold a state_dict")
-    return state
-
-
-def _safe_load(path: Path) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise CheckpointError(f"{path} holds pickled objects that are not plain tensors/data and "
-                              f"is refused for safety ({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is corrupt or truncated ({type(e).__name__}); "
-                              "use another checkpoint, e.g. weights/best.pt") from None
 
 
 def load_model_state(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
@@ -84,3 +43,22 @@ def load_model_state(model: torch.nn.Module, ckpt: dict[str, Any], path: str | P
         detail = str(e).splitlines()[1].strip()[:200] if "\n" in str(e) else str(e)[:200]
         raise CheckpointError(f"{path} does not fit the model its config describes (written by toolkit "
                               f"{ckpt.get('toolkit_version', '?')}): {detail}") from None
+
+
+def build_task(config: dict[str, Any], overrides: list[str] | None = None) -> Any:
+    """The task of a saved, resolved ``config`` (a checkpoint's or an ONNX file's), ``a.b=c`` ``overrides`` on top."""
+    cls = task_class(config["task"])
+    return cls(config_mod.build(config["task"], cls.DataConfig, cls.ModelConfig,
+                                [config, config_mod.parse_overrides(list(overrides or []))]))
+
+
+def restore(path: str | Path, device: str = "auto", overrides: list[str] | None = None
+            ) -> tuple[Any, torch.nn.Module, list[str]]:
+    """(task, model, classes) of a checkpoint: the model its config describes with its weights, in eval mode on
+    ``device`` (auto: cuda > mps > cpu). The one way a file becomes a model (``Predictor``, ``toolkit val``)."""
+    ckpt = load(path)
+    task = build_task(ckpt["config"], overrides)
+    classes = list(ckpt["classes"])
+    model = task.build_model(classes, pretrained=False)
+    load_model_state(model, ckpt, path)
+    return task, model.to(pick_device(device)).eval(), classes

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -84,6 +83,3 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
-
-def trainable_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
-    return (p for p in model.parameters() if p.requires_grad)

@@ -16,7 +16,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 from torchvision.models.segmentation.lraspp import LRASPPHead
 from torchvision.ops import FeaturePyramidNetwork
 
-from toolkit.registry import Registry
+from toolkit.registry import SEG_HEADS
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -125,7 +125,6 @@ class LRASPPDecoder(nn.Module):
         return self.head({"low": features[self.low], "high": features[-1]})
 
 
-SEG_HEADS = Registry("segmentation head")
 for _name, _cls in {"unet": UNetDecoder, "fpn": FPNDecoder, "deeplabv3": DeepLabV3Decoder,
                     "lraspp": LRASPPDecoder}.items():
     SEG_HEADS.register(_name, _cls)

@@ -1,28 +1,15 @@
-"""Tasks, imported on demand so that e.g. classification never imports MONAI."""
+"""The task registry, filled here once; each task's module is imported on first use, so that e.g.
+classification never imports MONAI."""
 from __future__ import annotations
 
-import importlib
-
-from toolkit.errors import ConfigError
 from toolkit.registry import TASKS
 
-TASK_MODULES = {
-    "classify": "toolkit.tasks.classify",
-    "detect": "toolkit.tasks.detect",
-    "segment": "toolkit.tasks.segment",
-    "segment3d": "toolkit.tasks.segment3d",
-}
+TASKS.register_lazy("classify", "toolkit.tasks.classify:ClassifyTask")
+TASKS.register_lazy("detect", "toolkit.tasks.detect:DetectTask")
+TASKS.register_lazy("segment", "toolkit.tasks.segment:SegmentTask")
+TASKS.register_lazy("segment3d", "toolkit.tasks.segment3d:Segment3DTask")
 
 
 def task_class(name: str) -> type:
     """The Task class registered as ``name`` (classify, detect, segment, segment3d)."""
-    if name not in TASK_MODULES:
-        raise ConfigError(f"unknown task '{name}'; valid: {', '.join(TASK_MODULES)}")
-    if name not in TASKS:
-        try:
-            importlib.import_module(TASK_MODULES[name])
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("toolkit"):
-                raise ConfigError(f"task '{name}' is not available in this version") from None
-            raise
     return TASKS.get(name)
