@@ -1,7 +1,7 @@
 """3D segmentation speed on CPU.
 
 1. Sliding-window inference on a BraTS-sized volume (4 x 240 x 240 x 155): the toolkit's
-   ``toolkit.medical.inference.sliding_window`` (Gaussian blending) with a plain MONAI SegResNet
+   ``toolkit.inference.sliding_window.SlidingWindow`` (Gaussian blending) with a plain MONAI SegResNet
    (init_filters 16, roi 128^3, overlap 0.5) and with the default recipe's network; wall time, CPU time and peak
    memory, each in a fresh process so that peaks do not mix.
 2. Training-step throughput on the same network (SegResNet, init_filters 16): the toolkit's segment3d data
@@ -26,7 +26,7 @@ from common import peak_rss_mb, run_child, write  # noqa: E402
 
 from toolkit.config import Config, TrainConfig  # noqa: E402
 from toolkit.data import builtin  # noqa: E402
-from toolkit.medical.inference import sliding_window  # noqa: E402
+from toolkit.inference.sliding_window import SlidingWindow  # noqa: E402
 from toolkit.medical.networks import build_network  # noqa: E402
 
 BRATS_SHAPE = (1, 4, 240, 240, 155)
@@ -41,7 +41,7 @@ def infer_child(name: str) -> dict:
     base = peak_rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
     with torch.no_grad():
-        out = sliding_window(model, image, (roi,) * 3, overlap=0.5, sw_batch_size=1, progress=False)
+        out = SlidingWindow((roi,) * 3, overlap=0.5, sw_batch_size=1, progress=False)(image, model)
     assert out.shape == (1, 3, *BRATS_SHAPE[2:])
     return {"what": f"inference {name}", "wall_s": round(time.perf_counter() - wall, 1),
             "cpu_s": round(time.process_time() - cpu, 1), "peak_rss_mb": round(peak_rss_mb()),
@@ -115,7 +115,6 @@ def main() -> None:
         return
     load = tuple(round(v, 2) for v in os.getloadavg())
     rows = [run_child(__file__, name, ["--threads", str(args.threads)]) for name in INFERENCE]
-    import toolkit.data.datasets  # noqa: F401
 
     root = builtin.prepare("brain-lesions")
     ours, plain = toolkit_steps(root, args.steps, args.roi), plain_steps(root, args.steps, args.roi)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -35,9 +37,6 @@ from monai.transforms import (
 
 from toolkit.errors import ConfigError
 
-# LoadImage probes for MONAI's CUDA DICOM decoder each time; without one that is noise, not news.
-logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")
 
 REGIONS = ("TC", "WT", "ET")
 REGION_NAMES = {"TC": "tumour core", "WT": "whole tumour", "ET": "enhancing tumour"}
@@ -114,11 +113,27 @@ def geometry(keys: tuple[str, ...], spacing: tuple[float, ...]) -> list:
     return steps
 
 
+@contextmanager
+def _quiet_decoder_probe() -> Iterator[None]:
+    """Building LoadImage probes for MONAI's CUDA DICOM decoder (a warning and a log line); without one that is
+    noise, not news. Silenced inside the block only: warnings filters and the logger's level are restored."""
+    logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def base_transforms(spec: PipelineSpec, with_label: bool = True, train: bool = False) -> list:
     """Deterministic part (cacheable): load NIfTI paths, channel first, RAS, spacing, labels, z-score of the
     non-zero (brain) voxels. ``train`` also pads to the roi and indexes lesion / brain-background voxels."""
     keys = ("image", "label") if with_label else ("image",)
-    steps: list = [LoadImaged(keys, reader="NibabelReader", image_only=True), EnsureChannelFirstd(keys)]
+    with _quiet_decoder_probe():
+        steps: list = [LoadImaged(keys, reader="NibabelReader", image_only=True), EnsureChannelFirstd(keys)]
     if spec.modalities:
         steps.append(SelectChannelsd("image", spec.modalities))
     steps += geometry(keys, spec.spacing)

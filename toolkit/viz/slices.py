@@ -11,7 +11,7 @@ from PIL import Image
 
 from toolkit.medical import Volume, apply_window
 from toolkit.medical.volume import spacing_of
-from toolkit.viz_segment3d import REGION_COLOURS
+from toolkit.viz.segment3d import REGION_COLOURS
 
 PLANES = ("axial", "coronal", "sagittal")
 AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}  # RAS array axis each plane cuts across

@@ -5,18 +5,17 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from toolkit.viz.base import subplots
 
 IGNORE_COLOUR = (255, 255, 255)
 
 
 def palette(num_classes: int) -> np.ndarray:
     """(num_classes, 3) uint8 colours; class 0 black (background), then matplotlib's tab10/tab20."""
-    cmap = plt.get_cmap("tab10" if num_classes <= 11 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if num_classes <= 11 else "tab20"]
     colours = [(0, 0, 0)] + [tuple(int(255 * c) for c in cmap(i % cmap.N)[:3]) for i in range(num_classes - 1)]
     return np.asarray(colours, dtype=np.uint8)
 
@@ -54,7 +53,7 @@ def plot_samples(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], clas
                  ignore_index: int | None = None, titles: Sequence[str] = ()) -> Path:
     """Grid of (image, ground-truth overlay, prediction overlay), one row per sample."""
     n = max(1, len(rows))
-    fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
+    fig, axes = subplots(n, 3, figsize=(9, 3 * n))
     for r, (image, truth, pred) in enumerate(rows):
         panels = (to_rgb_uint8(image), overlay(image, truth, len(classes), ignore_index=ignore_index),
                   overlay(image, pred, len(classes)))
@@ -70,5 +69,4 @@ def plot_samples(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], clas
     fig.tight_layout(rect=(0, 0.04 if handles else 0, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out

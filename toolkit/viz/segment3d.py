@@ -5,11 +5,10 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from toolkit.viz.base import subplots
 
 REGION_COLOURS = ("#ffd700", "#00c0ff", "#ff3030")  # TC, WT, ET
 
@@ -32,18 +31,17 @@ def plot_overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, regions
     region contours side by side (radiological view: patient left on the right)."""
     area = truth[1].sum(axis=(0, 1)) if truth.shape[0] > 1 else truth[0].sum(axis=(0, 1))
     z = int(np.argmax(area)) if area.max() > 0 else image.shape[2] // 2
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.4))
-    for ax, masks, name in zip(axes, (truth, pred), ("truth", "prediction")):
+    fig, axes = subplots(1, 2, figsize=(8, 4.4))
+    for ax, masks, name in zip(axes.flat, (truth, pred), ("truth", "prediction")):
         ax.imshow(np.rot90(image[:, :, z]), cmap="gray")
         for r, colour in zip(range(len(regions)), REGION_COLOURS):
             if masks[r][:, :, z].any():
                 ax.contour(np.rot90(masks[r][:, :, z]), levels=[0.5], colors=[colour], linewidths=1.2)
         ax.set_title(f"{name} (slice {z})")
         ax.axis("off")
-    handles = [plt.Line2D([], [], color=c, label=r) for r, c in zip(regions, REGION_COLOURS)]
+    handles = [Line2D([], [], color=c, label=r) for r, c in zip(regions, REGION_COLOURS)]
     fig.legend(handles=handles, loc="lower center", ncol=len(regions), frameon=False)
     fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path

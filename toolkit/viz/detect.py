@@ -5,19 +5,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from toolkit.viz import save_figure  # noqa: E402
+from toolkit.viz.base import save_figure, subplots
 
 GT_COLOR = "#00e000"
 
 
 def class_color(label: int) -> Any:
-    return plt.get_cmap("tab10")(int(label) % 10)
+    """RGBA colour of class ``label`` (matplotlib's tab10, cycling)."""
+    return matplotlib.colormaps["tab10"](int(label) % 10)
 
 
 def draw_boxes(ax: Any, boxes: np.ndarray, labels: Sequence[int], classes: Sequence[str],
@@ -46,12 +45,11 @@ def save_annotated(image: np.ndarray, pred: dict[str, np.ndarray], classes: Sequ
     """One image with its predicted boxes (``pred``: boxes, labels, scores) at native resolution."""
     h, w = image.shape[:2]
     dpi = 100
-    fig = plt.figure(figsize=(max(w, 64) / dpi, max(h, 64) / dpi), dpi=dpi)
+    fig = Figure(figsize=(max(w, 64) / dpi, max(h, 64) / dpi), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     show_image(ax, image)
     draw_boxes(ax, pred["boxes"], pred["labels"], classes, pred["scores"], text=len(pred["boxes"]) <= 50)
     fig.savefig(out, dpi=dpi)
-    plt.close(fig)
     return out
 
 
@@ -60,7 +58,7 @@ def plot_samples(samples: list[dict[str, Any]], classes: Sequence[str], out: Pat
     Each sample: ``image`` (H, W, C), ``gt`` and ``pred`` dicts of numpy boxes/labels(/scores)."""
     cols = min(4, len(samples))
     rows = -(-len(samples) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows))
     for ax, s in zip(axes.flat, samples):
         show_image(ax, s["image"])
         draw_boxes(ax, s["gt"]["boxes"], s["gt"]["labels"], classes, color=GT_COLOR, text=False)
@@ -76,7 +74,7 @@ def plot_pr_curve(precision: np.ndarray, classes: Sequence[str], out: Path) -> P
     one curve per class at IoU 0.5 (area all, last max-det), and the class mean at IoU 0.5 and 0.75."""
     recall = np.linspace(0, 1, precision.shape[1])
     p = precision[:, :, :, 0, -1]  # (T, R, K)
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ((ax,),) = subplots(figsize=(5, 4))
     for k, name in enumerate(classes):
         if k < p.shape[2] and (p[0, :, k] >= 0).any():
             ax.plot(recall, np.clip(p[0, :, k], 0, None), linewidth=1, label=f"{name} @.5")

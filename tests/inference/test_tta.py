@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from toolkit.errors import ConfigError
-from toolkit.heads.detection_tta import VIEWS, detect_tta, from_view, to_view
+from toolkit.inference.tta import VIEWS, DetectionTTA, detect_tta, from_view, to_view
 
 BOX = [3.0, 5.0, 18.0, 12.0]  # xyxy of the bright patch: off-centre and not square
 
@@ -69,3 +69,10 @@ def test_views_that_disagree_keep_no_more_boxes_than_one_view_returns() -> None:
     (fused,) = detect_tta(scattered, [torch.zeros(3, 100, 100)], "d4")
     assert len(fused["scores"]) == 2 and fused["scores"].tolist() == sorted(fused["scores"].tolist(), reverse=True)
     assert fused["scores"][0] == pytest.approx((0.9 - 0.01) / 8)  # the best box, found by one view of eight
+
+
+def test_the_inferer_checks_its_mode_when_made_and_fuses_its_views() -> None:
+    with pytest.raises(ConfigError, match="unknown model.tta 'flips'"):
+        DetectionTTA("flips")
+    (fused,) = DetectionTTA("d4")([_image()], bright_patch_detector)
+    torch.testing.assert_close(fused["boxes"], torch.tensor([BOX]))
