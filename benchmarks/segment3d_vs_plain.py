@@ -53,7 +53,6 @@ def main() -> None:
     parser.add_argument("--plain-only", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    import toolkit.data.datasets  # noqa: F401
 
     root = prepare("brain-lesions")
     bench = Path("runs/bench")

@@ -25,6 +25,7 @@ from common import Timer, peak_rss_mb, timed_steps, write  # noqa: E402
 
 from toolkit.backbones import create_backbone  # noqa: E402
 from toolkit.data import builtin  # noqa: E402
+from toolkit.data.arrays import load_arrays  # noqa: E402
 from toolkit.engine.run import resolve_config  # noqa: E402
 from toolkit.engine.trainer import Trainer  # noqa: E402
 from toolkit.heads.classification import Classifier  # noqa: E402
@@ -96,7 +97,7 @@ def main() -> None:
         with trainer.precision.autocast():
             return F.cross_entropy(model(x), torch.zeros(len(x), dtype=torch.long))
 
-    arrays = builtin.load_arrays(builtin.prepare("fashion-mnist"))
+    arrays = load_arrays(builtin.prepare("fashion-mnist"))
     torch.manual_seed(0)
     plain_model = Classifier(create_backbone(cfg.model.backbone, in_chans=1), 10, cfg.model.dropout)
     if cl:

@@ -8,12 +8,15 @@ import pytest
 from PIL import Image
 
 from toolkit.data import builtin
+from toolkit.data.arrays import load_arrays
 
+# fixtures shared across folders: detection / mask datasets and DICOM checks written by the tests
+pytest_plugins = ["tests.helpers.detection", "tests.helpers.segmentation", "tests.helpers.dicom"]
 
 @pytest.fixture(scope="session")
 def digits_arrays() -> dict[str, np.ndarray]:
     """scikit-learn's real 8x8 digits, prepared by the toolkit's own prepare command."""
-    return builtin.load_arrays(builtin.prepare("digits"))
+    return load_arrays(builtin.prepare("digits"))
 
 
 def write_imagefolder(root: Path, arrays: dict[str, np.ndarray], classes: tuple[int, ...] = (0, 1, 2),

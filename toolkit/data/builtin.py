@@ -1,25 +1,31 @@
-"""Embedded datasets: ``toolkit data prepare NAME`` puts them under ``data_dir(NAME)``.
+"""The table of built-in datasets, and the one place that fills ``DATASETS``: ``toolkit data list|prepare``
+and every task read it through this module. ``toolkit data prepare NAME`` puts NAME under ``data_dir(NAME)``.
 
 Locations: ``$TOOLKIT_DATA/<name>`` (default ``~/.cache/toolkit/data/<name>``); downloaded source
-archives go to ``$TOOLKIT_CACHE/sources`` (default ``~/.cache/toolkit/sources``).
+archives go to ``$TOOLKIT_CACHE/sources`` (default ``~/.cache/toolkit/sources``). Each preparer,
+``prepare(root) -> root``, is idempotent and imported on first use (``Registry.register_lazy``).
 """
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
-
-from toolkit.cache import cache_dir, sources_dir
-from toolkit.errors import DataError
+from toolkit.cache import cache_dir
 from toolkit.registry import DATASETS
 
-FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                         "Sneaker", "Bag", "Ankle boot"]
+BUILTIN = {  # name: (preparer, the tasks that train on it)
+    "fashion-mnist": ("toolkit.data.arrays:prepare_fashion_mnist", ("classify",)),  # 70k 28x28 gray, 10 classes
+    "digits": ("toolkit.data.arrays:prepare_digits", ("classify",)),  # scikit-learn's 1,797 8x8 digits
+    "nuclei": ("toolkit.data.nuclei:prepare_nuclei", ("detect", "segment")),  # fluorescence nuclei, boxes + masks
+    "brain-lesions": ("toolkit.medical.synthetic:prepare_brain_lesions", ("segment3d",)),  # MNI152 + lesions, MSD
+}
+for _name, (_target, _) in BUILTIN.items():
+    DATASETS.register_lazy(_name, _target)
+
+
+def names(task: str | None = None) -> list[str]:
+    """The built-in datasets (those ``task`` trains on, if given), sorted."""
+    return sorted(n for n, (_, tasks) in BUILTIN.items() if task is None or task in tasks)
 
 
 def data_dir(name: str) -> Path:
@@ -30,78 +36,3 @@ def data_dir(name: str) -> Path:
 def prepare(name: str) -> Path:
     """Prepare a built-in dataset (idempotent) and return its directory."""
     return DATASETS.get(name)(data_dir(name))
-
-
-def register(name: str) -> Callable[[Callable[[Path], Path]], Callable[[Path], Path]]:
-    return DATASETS.register(name)
-
-
-def load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The ``arrays.npz`` of an array dataset: x_train, y_train, x_test, y_test, classes."""
-    with np.load(path / "arrays.npz", allow_pickle=False) as f:
-        return dict(f)
-
-
-@register("fashion-mnist")
-def prepare_fashion_mnist(root: Path) -> Path:
-    """70k 28x28 grayscale images, 10 classes: Debian's dataset-fashion-mnist, else torchvision."""
-    if (root / "arrays.npz").is_file():
-        return root
-    src = FASHION_MNIST_DEBIAN if FASHION_MNIST_DEBIAN.is_dir() else _download_fashion_mnist()
-    arrays = {
-        f"{x}_{split}": _read_idx(src / f"{prefix}-{kind}-ubyte.gz")
-        for split, prefix in (("train", "train"), ("test", "t10k"))
-        for x, kind in (("x", "images-idx3"), ("y", "labels-idx1"))
-    }
-    _write(root, arrays, FASHION_MNIST_CLASSES)
-    return root
-
-
-@register("digits")
-def prepare_digits(root: Path) -> Path:
-    """scikit-learn's 1,797 real 8x8 handwritten digits; a fixed stratified 80/20 train/test split."""
-    if (root / "arrays.npz").is_file():
-        return root
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
-    x_tr, x_te, y_tr, y_te = train_test_split(images, digits.target.astype(np.uint8), test_size=0.2,
-                                              random_state=0, stratify=digits.target)
-    _write(root, {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te},
-           [str(i) for i in range(10)])
-    return root
-
-
-def _write(root: Path, arrays: dict[str, np.ndarray], classes: list[str]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / "arrays.tmp.npz"
-    np.savez(tmp, classes=np.array(classes), **arrays)
-    os.replace(tmp, root / "arrays.npz")
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (the MNIST format): big-endian header of dims, then uint8 data."""
-    try:
-        with gzip.open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def _download_fashion_mnist() -> Path:
-    from torchvision.datasets import FashionMNIST
-
-    root = sources_dir()
-    try:
-        FashionMNIST(str(root), train=True, download=True)
-        FashionMNIST(str(root), train=False, download=True)
-    except (OSError, RuntimeError) as e:
-        raise DataError("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist) and "
-                        f"could not be downloaded ({type(e).__name__}); run `apt-get install "
-                        "dataset-fashion-mnist` or go online") from None
-    return root / "FashionMNIST" / "raw"

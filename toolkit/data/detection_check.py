@@ -32,12 +32,13 @@ def detect_format(path: Path) -> str:
                     "YOLO (data.yaml with names + images/ + labels/) or VOC (Annotations/*.xml)")
 
 
-def read(path: Path) -> tuple[dict[str, DetectionData], list[Problem]]:
-    """All splits and all problems of a dataset in any supported format."""
+def read(path: Path, notes: list[str] | None = None) -> tuple[dict[str, DetectionData], list[Problem]]:
+    """All splits and all problems of a dataset in any supported format; ``notes`` collects what the reader
+    inferred (e.g. YOLO splits from the folder layout)."""
     path = Path(path)
     fmt = detect_format(path)
     if fmt == "yolo":
-        splits, problems = read_yolo(find_yolo(path))
+        splits, problems = read_yolo(find_yolo(path), notes)
     elif fmt == "voc":
         splits, problems = read_voc(path)
     else:
@@ -56,12 +57,15 @@ def _class_mismatch(splits: dict[str, DetectionData], path: Path) -> list[Proble
             for s, c in names.items() if c != first]
 
 
-def load(path: Path) -> dict[str, DetectionData]:
-    """``{split: DetectionData}``; a DataError names the first problem (file and entry/line)."""
-    splits, problems = read(path)
+def load(path: Path, notes: list[str] | None = None) -> dict[str, DetectionData]:
+    """``{split: DetectionData}``; a DataError names the first problem (file and entry/line). ``notes``
+    collects what the reader inferred, to show the user."""
+    splits, problems = read(path, notes)
     raise_problems(problems, Path(path))
     if "train" not in splits and "val" not in splits:
-        raise DataError(f"{path} has no train or val split")
+        found = f" (only {', '.join(splits)})" if splits else ""
+        raise DataError(f"{path} has no train or val split{found}; training needs a train split (a val split is "
+                        "held out of it by data.val_split when there is none)")
     return splits
 
 

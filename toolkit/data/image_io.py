@@ -1,8 +1,10 @@
 """Reading 2D images from disk into float arrays, with clear errors for bad files."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -11,7 +13,20 @@ from toolkit.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 Mpx
+MAX_PIXELS = 20_000 * 20_000  # PIL's decompression-bomb limit inside our reads (400 Mpx; PIL refuses 2x that)
+_PIXEL_LIMIT_LOCK = threading.RLock()
+
+
+@contextmanager
+def pixel_limit(limit: int = MAX_PIXELS) -> Iterator[None]:
+    """PIL's ``Image.MAX_IMAGE_PIXELS`` is ``limit`` inside the block and the caller's own value again after it
+    (one thread at a time), so importing or calling the toolkit leaves the user's setting alone."""
+    with _PIXEL_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def to_float(array: np.ndarray) -> np.ndarray:
@@ -60,9 +75,34 @@ def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return image
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) in pixels from the file's header, pixels not decoded: PIL formats, TIFF or DICOM."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            from toolkit.medical.io import image_shape
+
+            return image_shape(path)
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.pages[0].shape
+            planar = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4)
+            return (shape[1], shape[2]) if planar else tuple(shape[:2])
+        with pixel_limit(), Image.open(path) as img:
+            return img.height, img.width
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"image not found: {path}") from None
+    except Exception as e:  # PIL and tifffile raise many types for broken files
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})".replace("\n", " ")) from None
+
+
 def _read_pil(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as img:
+        with pixel_limit(), Image.open(path) as img:
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L"):
                 return np.asarray(img, dtype=np.uint16)
@@ -74,7 +114,7 @@ def _read_pil(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
     except Image.DecompressionBombError:
-        raise DataError(f"{path}: image is too large (over {Image.MAX_IMAGE_PIXELS} pixels)") from None
+        raise DataError(f"{path}: image is too large (over {MAX_PIXELS} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: not a readable image, corrupt or truncated ({e})".replace("\n", " ")) from None
 

@@ -29,12 +29,12 @@ def default_stats(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
 class Augment:
     """Train-time augmentation strengths; 0 turns one off. ``translate``/``scale`` are fractions."""
 
-    hflip: float = 0.5
-    vflip: float = 0.0
-    rotate90: float = 0.0
-    translate: float = 0.0
-    scale: float = 0.0
-    rotate: float = 0.0  # degrees
+    hflip: float = 0.5  # probability of a horizontal flip
+    vflip: float = 0.0  # probability of a vertical flip
+    rotate90: float = 0.0  # probability of a random 90-degree turn
+    translate: float = 0.0  # shift, fraction of the image side
+    scale: float = 0.0  # zoom in or out by up to this fraction
+    rotate: float = 0.0  # rotation, degrees
     color: float = 0.0  # brightness/contrast jitter
     erase: float = 0.0  # probability of one random erased box (classification)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from toolkit.data import image_io
 from toolkit.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -93,10 +93,10 @@ def raise_problems(problems: list[Problem], source: Path) -> None:
 def image_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from the image header, or None if the file is missing or unreadable."""
     try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, ValueError, Image.DecompressionBombError):
+        height, width = image_io.image_size(path)
+    except DataError:
         return None
+    return width, height
 
 
 def check_box(box: np.ndarray, width: int, height: int) -> str | None:

@@ -4,7 +4,7 @@ Layout (``val`` and ``test`` optional; without ``val`` a seeded share of train i
 
     root/classes.yaml                  optional: classes: [background, nucleus]  (or names:, or {0: a, 1: b})
                                                  ignore_index: 255               (optional)
-    root/{train,val,test}/images/*.png|tif|jpg    gray or RGB, 8- or 16-bit
+    root/{train,val,test}/images/*.png|tif|jpg|dcm   gray or RGB, 8- or 16-bit; DICOM windowed by data.window
     root/{train,val,test}/masks/*.png|tif         same stem, same height x width, one channel
 
 ``root/images`` + ``root/masks`` without split folders is one pool split into train/val.
@@ -19,7 +19,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from toolkit.data.image_io import DICOM_SUFFIXES, IMAGE_SUFFIXES
+from toolkit.data.image_io import DICOM_SUFFIXES, IMAGE_SUFFIXES, image_size
+from toolkit.data.splits import take, val_holdout
 from toolkit.errors import DataError
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
@@ -38,10 +39,6 @@ class MaskSplits:
 def read_mask(path: Path) -> np.ndarray:
     """A mask file -> int64 (H, W) class indices. Palette PNGs give their indices, not colours."""
     try:
-        if path.suffix.lower() in DICOM_SUFFIXES:
-            from toolkit.medical.io import image_shape
-
-            return image_shape(path)
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
@@ -60,21 +57,6 @@ def read_mask(path: Path) -> np.ndarray:
                         f"{array.shape} dtype {array.dtype}; save it as 8- or 16-bit grayscale PNG/TIFF "
                         "(an RGB colour mask must first be mapped to class indices)")
     return array.astype(np.int64)
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file from its header."""
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                shape = tif.pages[0].shape
-            return (shape[1], shape[2]) if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] > 4 else shape[:2]
-        with Image.open(path) as img:
-            return img.height, img.width
-    except Exception as e:
-        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})".replace("\n", " ")) from None
 
 
 def read_classes(path: Path) -> tuple[list[str] | None, int | None]:
@@ -112,7 +94,7 @@ def _pairs(split_dir: Path) -> list[tuple[Path, Path]]:
     images = {p.stem: p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES}
     masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
     if not images:
-        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES + DICOM_SUFFIXES)}) in {images_dir}")
     for stem, image in images.items():
         if stem not in masks:
             raise DataError(f"{image} has no mask: add {masks_dir / (stem + '.png')} (same file stem) "
@@ -143,11 +125,9 @@ def check_pair(image: Path, mask: Path, num_classes: int | None, ignore_index: i
 
 
 def holdout_pairs(pairs: list[tuple[Path, Path]], fraction: float, seed: int) -> tuple[list, list]:
-    """Seeded random split of ``pairs`` into (train, held out); at least one of each if possible."""
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    n = min(max(int(round(len(pairs) * fraction)), 1), len(pairs) - 1) if len(pairs) > 1 and fraction > 0 else 0
-    held = sorted(order[:n].tolist())
-    return [p for i, p in enumerate(pairs) if i not in held], [pairs[i] for i in held]
+    """Seeded random split of ``pairs`` into (train, held out ``fraction``; 0 = none) by ``val_holdout``."""
+    train, val = val_holdout(len(pairs), fraction, seed, optional=True)
+    return take(pairs, train), take(pairs, val)
 
 
 def load_mask_splits(root: str | Path, ignore_index: int = 255, val_split: float = 0.2, seed: int = 0,

@@ -1,6 +1,11 @@
-"""YOLO txt: a data YAML (``path``, ``train``/``val``/``test`` image folders, ``names``) and one
-``labels/.../<stem>.txt`` per image with lines ``class cx cy w h`` normalised to [0, 1].
+"""YOLO txt (Ultralytics' format): a data YAML and one ``labels/.../<stem>.txt`` per image with lines
+``class cx cy w h`` normalised to [0, 1].
 
+The YAML: ``names`` (a list, or a mapping ``{0: name}``; without it ``nc`` gives class0..), ``path`` (the
+dataset root; relative to the YAML's folder, which is also the fallback when it does not exist), and
+``train`` / ``val`` / ``test``: each a folder of images, a ``.txt`` listing image paths (relative to the
+list's folder), or a list of those. Without any of these keys the splits come from the folder layout,
+``images/{train,val,test}/`` or ``{train,val|valid,test}/images/``, and a note says so.
 Labels live where the image path has ``images`` replaced by ``labels`` (the Ultralytics rule).
 A missing label file is an image without boxes (a negative).
 """
@@ -33,42 +38,94 @@ def find_yolo(root: Path) -> Path | None:
     if not root.is_dir():
         return None
     for candidate in [root / DATA_YAML, *sorted(root.glob("*.y*ml"))]:
-        if candidate.is_file() and "names:" in candidate.read_text(errors="ignore"):
+        if candidate.is_file() and any(key in candidate.read_text(errors="ignore") for key in ("names:", "nc:")):
             return candidate
     return None
 
 
-def read_yolo(data_yaml: Path) -> tuple[dict[str, DetectionData], list[Problem]]:
-    """Read every split named in the data YAML; returns ``{split: data}`` and all problems."""
+def read_yolo(data_yaml: Path, notes: list[str] | None = None) -> tuple[dict[str, DetectionData], list[Problem]]:
+    """Read every split of the data YAML; returns ``{split: data}`` and all problems. ``notes`` collects what
+    was inferred (splits from the folder layout, a ``path`` that does not exist)."""
+    notes = [] if notes is None else notes
     try:
         spec = yaml.safe_load(data_yaml.read_text()) or {}
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", -1) + 1
         return {}, [Problem(data_yaml, f"line {line}" if line else "", "not valid YAML")]
-    classes = _names(spec.get("names") if isinstance(spec, dict) else None)
+    spec = spec if isinstance(spec, dict) else {}
+    classes = _names(spec.get("names"), spec.get("nc"))
     if classes is None:
-        return {}, [Problem(data_yaml, "names", "needs 'names': a list or an {id: name} mapping")]
-    root = data_yaml.parent / str(spec.get("path", "."))
+        return {}, [Problem(data_yaml, "names", "needs 'names': a list or an {id: name} mapping "
+                                                "(or 'nc: N' for unnamed classes)")]
+    root = _root(data_yaml, spec, notes)
     problems: list[Problem] = []
-    splits = {}
-    for split in SPLITS:
-        if spec.get(split):
-            folder = root / str(spec[split])
-            if not folder.is_dir():
-                problems.append(Problem(data_yaml, split, f"image folder {folder} does not exist"))
-                continue
-            splits[split] = DetectionData(classes, [_record(f, len(classes), problems) for f in _images(folder)])
+    if any(spec.get(split) for split in SPLITS):
+        sources = {split: _images_of(spec[split], root, data_yaml, split, problems)
+                   for split in SPLITS if spec.get(split)}
+    else:
+        sources = _layout_splits(root, data_yaml, problems, notes)
+    splits = {split: DetectionData(classes, [_record(f, len(classes), problems) for f in files])
+              for split, files in sources.items()}
     return splits, problems
 
 
-def _names(names: Any) -> list[str] | None:
+def _names(names: Any, count: Any = None) -> list[str] | None:
+    if names is None and isinstance(count, int) and count > 0:
+        return [f"class{i}" for i in range(count)]
     if isinstance(names, list):
         return [str(n) for n in names]
-    if isinstance(names, dict) and all(isinstance(k, int) for k in names):
-        if sorted(names) != list(range(len(names))):
-            return None
-        return [str(names[i]) for i in range(len(names))]
+    if isinstance(names, dict) and all(str(k).isdigit() for k in names):
+        ids = {int(k): str(v) for k, v in names.items()}
+        return [ids[i] for i in range(len(ids))] if sorted(ids) == list(range(len(ids))) else None
     return None
+
+
+def _root(data_yaml: Path, spec: dict, notes: list[str]) -> Path:
+    """The dataset root: ``path`` (relative to the YAML's folder), or the YAML's folder."""
+    root = data_yaml.parent / str(spec.get("path") or ".")
+    if not root.is_dir():
+        notes.append(f"{data_yaml}: path: {spec['path']} does not exist; reading the splits relative to "
+                     f"{data_yaml.parent} (fix or remove 'path:' to silence this)")
+        root = data_yaml.parent
+    return root
+
+
+def _images_of(value: Any, root: Path, data_yaml: Path, split: str, problems: list[Problem]) -> list[Path]:
+    """Images of a split's value: a folder, a .txt list of image paths, or a list of those."""
+    images: list[Path] = []
+    for entry in value if isinstance(value, list) else [value]:
+        path = root / str(entry)
+        if not path.exists() and str(entry).startswith("../"):  # Roboflow exports: '../train/images'
+            path = root / str(entry)[3:]
+        if path.is_dir():
+            images += _images(path)
+        elif path.is_file() and path.suffix == ".txt":
+            lines = (line.strip() for line in path.read_text().splitlines())
+            images += [path.parent / line for line in lines if line]
+        else:
+            problems.append(Problem(data_yaml, split, f"image folder (or .txt list of images) {path} does not exist"))
+    return images
+
+
+def _layout_splits(root: Path, data_yaml: Path, problems: list[Problem], notes: list[str]) -> dict[str, list[Path]]:
+    """Splits from ``images/<split>/`` or ``<split>/images/`` (``valid`` for val) when the YAML names none."""
+    found: dict[str, Path] = {}
+    for split in SPLITS:
+        names = (split, "valid") if split == "val" else (split,)
+        folders = [root / layout.format(name) for name in names for layout in ("images/{}", "{}/images")]
+        folder = next((f for f in folders if f.is_dir()), None)
+        if folder is not None:
+            found[split] = folder
+    if not found:
+        problems.append(Problem(data_yaml, "train/val", f"no 'train:' or 'val:' keys, and no images/train/ + "
+                                f"images/val/ (or train/images/ + val/images/) folders under {root}: add "
+                                "'train: images/train' and 'val: images/val' (image folders, relative to the "
+                                "YAML's folder or its 'path:')"))
+        return {}
+    notes.append(f"{data_yaml} names no splits (train:/val:/test:); found them by the folder layout: "
+                 + ", ".join(f"{s}: {f.relative_to(root)}" for s, f in found.items())
+                 + " (add these keys to the YAML to make them explicit)")
+    return {split: _images(folder) for split, folder in found.items()}
 
 
 def _images(folder: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from toolkit.data.segmentation_dataset import PadCollate, SegmentationDataset
 from toolkit.data.transforms import Augment, segmentation_pipeline
 from toolkit.errors import DataError
 
-from .conftest import write_mask_dataset
+from tests.helpers.segmentation import write_mask_dataset
 
 
 def test_reads_splits_classes_and_ignore(tmp_path: Path) -> None:

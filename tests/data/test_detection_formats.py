@@ -15,7 +15,7 @@ from toolkit.errors import DataError
 
 
 
-CLASSES = ["cell", "dot"]  # as written by the conftest's make_split
+CLASSES = ["cell", "dot"]  # as written by tests.helpers.detection.make_split
 
 
 @pytest.fixture
@@ -175,3 +175,74 @@ def test_not_a_dataset_is_a_clear_error(tmp_path: Path) -> None:
         dc.load(tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         dc.load(tmp_path / "nowhere")
+
+
+# -- YOLO data YAMLs as Ultralytics / Roboflow write them (issue 16, defect 6) ----------------------------------
+def _yolo_layout(root: Path, splits: dict, layout: str) -> Path:
+    """A YOLO tree of ``splits`` in ``layout`` ("images/{}" or "{}/images", val named "valid" in the latter),
+    labels beside the images (``images`` -> ``labels``); returns the root (data.yaml not written)."""
+    write_yolo(splits, root / "_flat")
+    for split in splits:
+        name = "valid" if layout == "{}/images" and split == "val" else split
+        for kind in ("images", "labels"):
+            (root / layout.format(name).replace("images", kind)).parent.mkdir(parents=True, exist_ok=True)
+            (root / "_flat" / kind / split).rename(root / layout.format(name).replace("images", kind))
+    for leftover in sorted((root / "_flat").rglob("*"), reverse=True):
+        leftover.unlink() if leftover.is_file() else leftover.rmdir()
+    (root / "_flat").rmdir()
+    return root
+
+
+@pytest.mark.parametrize("layout", ["images/{}", "{}/images"])
+@pytest.mark.parametrize("names", ["[cell, dot]", "{0: cell, 1: dot}", "{'0': cell, '1': dot}"])
+def test_yolo_without_split_keys_reads_the_folder_layout(tmp_path: Path, splits: dict, layout: str, names: str) -> None:
+    root = _yolo_layout(tmp_path / "yolo", splits, layout)
+    (root / "data.yaml").write_text(f"names: {names}\n")
+    notes: list[str] = []
+    loaded = dc.load(root, notes)
+    _assert_same(splits, loaded, tol=1e-3)
+    val = "valid/images" if layout == "{}/images" else "images/val"
+    assert len(notes) == 1 and "folder layout" in notes[0] and f"val: {val}" in notes[0]
+
+
+def test_yolo_path_key_lists_and_txt_files(tmp_path: Path, splits: dict) -> None:
+    """``path:`` relative to the YAML, a split given as a list of folders, another as a .txt of image paths."""
+    root = tmp_path / "datasets" / "cells"
+    write_yolo(splits, root)
+    val_images = sorted((root / "images" / "val").iterdir())
+    (root / "val.txt").write_text("".join(f"./images/val/{p.name}\n" for p in val_images))
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "cells.yaml").write_text("path: ../datasets/cells\ntrain: [images/train]\nval: val.txt\n"
+                                                 "nc: 2\nnames: {0: cell, 1: dot}\n")
+    _assert_same(splits, dc.load(tmp_path / "cfg" / "cells.yaml"), tol=1e-3)
+
+
+def test_yolo_roboflow_parent_paths_and_nc_only(tmp_path: Path, splits: dict) -> None:
+    """Roboflow's ``train: ../train/images`` (read from the YAML's own folder) and ``nc`` without ``names``."""
+    root = _yolo_layout(tmp_path / "rf", splits, "{}/images")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 2\n")
+    loaded = dc.load(root)
+    assert loaded["train"].classes == ["class0", "class1"]
+    assert [r.path.name for r in loaded["val"].records] == [r.path.name for r in splits["val"].records]
+
+
+def test_yolo_without_keys_or_layout_names_the_keys(tmp_path: Path, splits: dict) -> None:
+    root = tmp_path / "yolo"
+    write_yolo(splits, root)
+    (root / "images").rename(root / "pictures")
+    (root / "data.yaml").write_text("names: [cell, dot]\n")
+    with pytest.raises(DataError, match=r"data\.yaml:train/val: no 'train:' or 'val:' keys.*'train: images/train' "
+                                        r"and 'val: images/val'"):
+        dc.load(root)
+
+
+def test_detect_task_prints_the_inferred_yolo_splits(tmp_path: Path, splits: dict) -> None:
+    from toolkit.config import build
+    from toolkit.tasks.detect import DetectData, DetectModel, DetectTask
+
+    root = _yolo_layout(tmp_path / "yolo", splits, "images/{}")
+    (root / "data.yaml").write_text("names: [cell, dot]\n")
+    task = DetectTask(build("detect", DetectData, DetectModel, [{"data": {"source": str(root), "img_size": 64}}]))
+    bundle = task.build_data()
+    assert len(bundle.train) == 4 and len(bundle.val) == 2
+    assert any("folder layout" in note for note in bundle.notes)
