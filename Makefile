@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev,apps]"
 	touch $(STAMP)
 
-setup: $(STAMP) system-data system-browser
+setup: $(STAMP) system-data system-browser system-dicom
 
 # Debian's Fashion-MNIST when we are root with apt; otherwise `toolkit data prepare` downloads it.
 .PHONY: system-data
@@ -36,6 +36,14 @@ system-browser:
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get install -y -qq chromium >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null)) || true; \
+	fi
+
+# Debian's dicom3tools: the tests check every DICOM SEG the toolkit writes with its `dciodvfy` validator.
+.PHONY: system-dicom
+system-dicom:
+	@if ! command -v dciodvfy >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq dicom3tools >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq dicom3tools >/dev/null)) || true; \
 	fi
 
 data: setup

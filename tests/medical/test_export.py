@@ -7,8 +7,10 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.helpers.dicom import DROPPED_TYPE2, strip_type2
 from toolkit.errors import DataError
-from toolkit.medical import lesion_volumes_ml, load_scan, read_nifti, save_mask, write_dicom_series, write_nifti
+from toolkit.medical import (lesion_volumes_ml, load_scan, read_nifti, save_mask, write_dicom_seg, write_dicom_series,
+                             write_nifti)
 
 
 def _scan(tmp_path: Path, source: str):
@@ -64,3 +66,31 @@ def test_mask_shape_mismatch_and_volumes(tmp_path):
         save_mask(np.zeros((3, 3, 3), np.uint8), scan, tmp_path / "out")
     volumes = lesion_volumes_ml(_mask(scan.shape), scan.affine, {2: "oedema", 1: "necrotic core"})
     assert volumes["necrotic core"] == pytest.approx(1.5 * 2.0 * 3.0 / 1000)
+
+
+def test_dicom_seg_from_an_anonymised_series_lacking_type2_attributes(tmp_path, dciodvfy_errors):
+    """Anonymisers drop Type 2 patient/study attributes; the SEG gets them empty, the caller's headers stay as
+    they were, and the file passes highdicom and dciodvfy."""
+    scan = _scan(tmp_path, "dicom")
+    strip_type2(tmp_path / "series")
+    mask = _mask(scan.shape)
+    path = save_mask(mask, scan, tmp_path / "out")["seg"]
+    seg = hd.seg.segread(path)
+    assert seg.number_of_segments == 3 and all(seg.get(k) == "" for k in DROPPED_TYPE2)
+    assert dciodvfy_errors(path) == []
+    headers = [pydicom.dcmread(s, stop_before_pixels=True) for s in scan.sources]
+    write_dicom_seg(mask, headers, tmp_path / "direct.seg.dcm")
+    assert not any(k in ds for ds in headers for k in DROPPED_TYPE2)
+
+
+def test_seg_and_write_failures_are_one_line_errors(tmp_path):
+    scan = _scan(tmp_path, "dicom")
+    for path in scan.sources:  # a Type 1 attribute highdicom cannot do without
+        ds = pydicom.dcmread(path)
+        del ds.StudyInstanceUID
+        ds.save_as(path)
+    with pytest.raises(DataError, match=r"cannot write a DICOM SEG for mask.seg.dcm: .*StudyInstanceUID"):
+        save_mask(_mask(scan.shape), scan, tmp_path / "out")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match=r"cannot write the mask mask to .*file"):
+        save_mask(_mask(scan.shape), scan, tmp_path / "file" / "out")

@@ -7,6 +7,7 @@ a Volume -> a DICOM series; a mask -> NIfTI on the source grid and DICOM SEG (hi
 source series; a header view that hides patient-identifying tags."""
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 import zipfile
@@ -42,6 +43,9 @@ IDENTIFYING = frozenset({
     "RequestAttributesSequence", "PatientComments", "AdditionalPatientHistory",
 })
 HIDDEN = "<hidden>"
+# Type 2 (present, may be empty) Patient and General Study attributes a SEG copies; anonymisers often drop them.
+SEG_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
+             "AccessionNumber", "ReferringPhysicianName")
 
 
 # -- one file ---------------------------------------------------------------------------------------
@@ -202,12 +206,11 @@ def read_series(path: str | Path, series_uid: str | None = None) -> Volume:
     if series_uid is None:
         series_uid = max(found, key=lambda uid: len(found[uid]))
         if len(found) > 1:
-            summary = ", ".join(f"{uid} ({len(v)} files, {v[0][1].get('SeriesDescription', '')!r})"
-                                for uid, v in found.items())
-            warnings.warn(f"{path}: {len(found)} series found: {summary}; reading {series_uid}; pass "
-                          "series_uid to choose another", stacklevel=2)
+            warnings.warn(f"{path}: {len(found)} series found: {_series_summary(found)}; reading {series_uid}; "
+                          "pass series_uid=UID to choose another", stacklevel=2)
     if series_uid not in found:
-        raise DataError(f"{path}: series {series_uid} not found; available: {', '.join(found)}")
+        raise DataError(f"{path}: series_uid={series_uid!r} is not in it; {len(found)} series found: "
+                        f"{_series_summary(found)}; pass one of these UIDs")
     slices = _sort_slices(found[series_uid], str(path))
     affine = _affine(slices, str(path))
     planes = []
@@ -220,6 +223,12 @@ def read_series(path: str | Path, series_uid: str | None = None) -> Volume:
     meta = {"modality": str(head.get("Modality", "OT")), "series_uid": series_uid,
             "series_description": str(head.get("SeriesDescription", ""))}
     return Volume(np.stack(planes, axis=-1), affine, tuple(s for s, _ in slices), meta)
+
+
+def _series_summary(found: dict[str, list[tuple[str, Dataset]]]) -> str:
+    """``UID ('description', N slices), ...`` of the series ``list_series`` found."""
+    return ", ".join(f"{uid} ({str(v[0][1].get('SeriesDescription', ''))!r}, {len(v)} slices)"
+                     for uid, v in found.items())
 
 
 def _normal(ds: Dataset) -> np.ndarray:
@@ -319,11 +328,16 @@ def _slice_dataset(header: Dataset, k: int, seed: int) -> Dataset:
 
 # -- scans in, masks out ----------------------------------------------------------------------------
 def load_scan(path: str | Path, series_uid: str | None = None) -> Volume:
-    """A .nii/.nii.gz file, or a DICOM folder / zip / slice file -> Volume (X, Y, Z[, C]) with RAS affine."""
+    """A .nii/.nii.gz file, or a DICOM folder / zip / slice file -> Volume (X, Y, Z[, C]) with RAS affine.
+
+    ``series_uid`` picks one series of a DICOM input holding several (default: the largest)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"scan not found: {path}; pass a .nii/.nii.gz file, a DICOM folder or a .zip of one")
     if is_nifti(path):
+        if series_uid is not None:
+            raise DataError(f"series_uid={series_uid!r} chooses a series of DICOM input, but {path} is a NIfTI "
+                            "file; drop series_uid")
         return read_nifti(path)
     return read_series(path.parent if path.suffix.lower() == ".dcm" else path, series_uid)
 
@@ -331,20 +345,29 @@ def load_scan(path: str | Path, series_uid: str | None = None) -> Volume:
 def save_mask(mask: np.ndarray, reference: Volume, out_dir: str | Path, stem: str = "mask",
               labels: dict[int, str] | None = None) -> dict[str, Path]:
     """Write ``mask`` (X, Y, Z) ints as ``<stem>.nii.gz`` on the reference grid and, when the reference came
-    from DICOM, as ``<stem>.seg.dcm`` referencing its series. Returns {"nifti": ..., "seg": ...}."""
+    from DICOM, as ``<stem>.seg.dcm`` referencing its series. Returns {"nifti": ..., "seg": ...}.
+
+    DataError if a file cannot be written (read-only folder, disk full) or the source headers cannot make a SEG."""
     out_dir = Path(out_dir)
-    written = {"nifti": write_mask_nifti(mask, reference, out_dir / f"{stem}.nii.gz")}
-    if reference.sources:
-        datasets = [open_dataset(s, stop_before_pixels=True) for s in reference.sources]
-        written["seg"] = write_dicom_seg(np.asarray(mask), datasets, out_dir / f"{stem}.seg.dcm",
-                                         labels or BRATS_LABELS)
+    try:
+        written = {"nifti": write_mask_nifti(mask, reference, out_dir / f"{stem}.nii.gz")}
+        if reference.sources:
+            datasets = [open_dataset(s, stop_before_pixels=True) for s in reference.sources]
+            written["seg"] = write_dicom_seg(np.asarray(mask), datasets, out_dir / f"{stem}.seg.dcm",
+                                             labels or BRATS_LABELS)
+    except OSError as e:
+        raise DataError(f"cannot write the mask {stem} to {out_dir}: {e.strerror or e}; choose a writable output "
+                        "folder with free space") from None
     return written
 
 
 def write_dicom_seg(mask: np.ndarray, source_datasets: list[Dataset], out_path: str | Path,
                     labels: dict[int, str] | None = None, algorithm: str = "toolkit") -> Path:
     """Write ``mask`` (X, Y, Z) ints on the grid of ``source_datasets`` (one header per slice k, sorted like
-    the volume) as a binary DICOM SEG with one segment per non-zero value of ``labels`` (highdicom)."""
+    the volume) as a binary DICOM SEG with one segment per non-zero value of ``labels`` (highdicom).
+
+    Missing Type 2 patient/study attributes (``SEG_TYPE2``) are added empty to copies of the headers; the
+    caller's datasets are not changed. DataError if the headers still cannot make a valid SEG."""
     labels = labels or BRATS_LABELS
     if mask.ndim != 3 or mask.shape[2] != len(source_datasets):
         raise DataError(f"mask shape {mask.shape} does not match the {len(source_datasets)} source slices")
@@ -356,12 +379,27 @@ def write_dicom_seg(mask: np.ndarray, source_datasets: list[Dataset], out_path: 
         segment_number=n + 1, segment_label=labels[v], algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algo, segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Neoplasm) for n, v in enumerate(values)]
-    seg = hd.seg.Segmentation(
-        source_images=source_datasets, pixel_array=segments, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=100,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="toolkit", manufacturer_model_name=algorithm,
-        software_versions="1", device_serial_number="0", omit_empty_frames=False)
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=_with_type2(source_datasets), pixel_array=segments,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
+            series_instance_uid=hd.UID(), series_number=100, sop_instance_uid=hd.UID(), instance_number=1,
+            manufacturer="toolkit", manufacturer_model_name=algorithm, software_versions="1",
+            device_serial_number="0", omit_empty_frames=False)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:  # highdicom's checks of the source headers
+        raise DataError(f"cannot write a DICOM SEG for {Path(out_path).name}: the source series headers do not "
+                        f"allow it ({type(e).__name__}: {e}); use the NIfTI mask, or re-export the series with "
+                        "complete headers".replace("\n", " ")) from None
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(out_path)
     return out_path
+
+
+def _with_type2(datasets: list[Dataset]) -> list[Dataset]:
+    """Each of ``datasets``, or where it lacks attributes of ``SEG_TYPE2`` a copy holding them empty."""
+    out = [copy.deepcopy(ds) if any(k not in ds for k in SEG_TYPE2) else ds for ds in datasets]
+    for ds in out:
+        for keyword in SEG_TYPE2:
+            ds.setdefault(keyword, "")
+    return out

@@ -3,7 +3,6 @@ Task01) -> SegResNet | UNet | SwinUNETR -> TC/WT/ET channels; Dice and HD95 per 
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,16 @@ import torch
 from monai.data import CacheDataset, list_data_collate, load_decathlon_datalist
 from monai.data.utils import affine_to_spacing
 from monai.losses import DiceLoss
-from monai.metrics import DiceMetric, HausdorffDistanceMetric
 from torch import nn
 from torch.utils.data import Dataset
 
 from toolkit.config import Config
 from toolkit.data import builtin
 from toolkit.data.image_io import IMAGE_SUFFIXES
+from toolkit.data.splits import take, val_holdout
 from toolkit.errors import ConfigError, DataError
+from toolkit.inference.sliding_window import ScanSegmenter, SlidingWindow
 from toolkit.medical import BRATS_LABELS, Volume, lesion_volumes_ml, load_scan, save_mask
-from toolkit.medical.inference import segment_scan, sliding_window
 from toolkit.medical.networks import build_network, check_roi
 from toolkit.medical.nifti import is_nifti
 from toolkit.medical.transforms import (
@@ -36,9 +35,9 @@ from toolkit.medical.transforms import (
     to_meta_tensor,
     train_pipeline,
 )
-from toolkit.registry import DATASETS, TASKS
 from toolkit.tasks.base import DataBundle
-from toolkit.viz_segment3d import plot_overlay, write_case_csv
+from toolkit.tasks.segment3d_metrics import RegionMetrics
+from toolkit.viz.segment3d import plot_overlay, write_case_csv
 
 
 @dataclass
@@ -95,12 +94,10 @@ class Segment3DResult:
 
 def resolve_source(source: str) -> Path:
     """A built-in name (prepared on first use) or an MSD-style folder holding dataset.json."""
-    import toolkit.data.datasets  # noqa: F401  (registers the built-in datasets)
-
-    root = builtin.prepare(source) if source in DATASETS else Path(source).expanduser()
+    root = builtin.prepare(source) if source in builtin.names("segment3d") else Path(source).expanduser()
     if not (root / "dataset.json").is_file():
         raise DataError(f"data.source={source!r}: {root / 'dataset.json'} not found; pass an MSD-style folder "
-                        f"(dataset.json + imagesTr/ + labelsTr/) or a built-in name ({', '.join(DATASETS.names())})")
+                        f"(dataset.json + imagesTr/ + labelsTr/) or a built-in name ({', '.join(builtin.names('segment3d'))})")
     return root
 
 
@@ -112,9 +109,8 @@ def decathlon_splits(root: Path, val_split: float, seed: int) -> tuple[dict[str,
     if meta.get("validation"):
         val = load_decathlon_datalist(str(root / "dataset.json"), True, "validation", base_dir=str(root))
     else:
-        order = np.random.default_rng(seed).permutation(len(train))
-        n_val = max(1, int(round(len(train) * val_split)))
-        train, val = [train[i] for i in sorted(order[n_val:])], [train[i] for i in sorted(order[:n_val])]
+        kept, held = val_holdout(len(train), val_split, seed)
+        train, val = take(train, kept), take(train, held)
     missing = [e[k] for e in train + val for k in ("image", "label") if not Path(e[k]).is_file()]
     if missing:
         raise DataError(f"{root / 'dataset.json'} lists {len(missing)} missing file(s), e.g. {missing[0]}")
@@ -206,8 +202,7 @@ class Segment3DTask:
 
     # -- metrics ------------------------------------------------------------------------------
     def reset(self, final: bool = False) -> None:
-        self.dice = DiceMetric(include_background=True, reduction="none", ignore_empty=True)
-        self.hd95 = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")
+        self.metrics = RegionMetrics(REGIONS)
         self.cases, self.example = [], None
         self._loss_sum = 0.0
 
@@ -215,41 +210,31 @@ class Segment3DTask:
     def eval_step(self, model: nn.Module, batch: dict[str, Any]) -> None:
         m = self.cfg.model
         for image, label in zip(batch["image"], batch["label"]):
-            logits = sliding_window(model, image.as_tensor()[None], self.cfg.data.roi, m.overlap, m.sw_batch_size)
+            logits = SlidingWindow(self.cfg.data.roi, m.overlap, m.sw_batch_size)(image.as_tensor()[None], model)
             target = label.as_tensor()[None]
             self._loss_sum += self.loss(logits, target).item()
             pred = (torch.sigmoid(logits.float()) > 0.5).float()
-            spacing = affine_to_spacing(image.affine, r=3).tolist()
-            self.dice(y_pred=pred, y=target)
-            with warnings.catch_warnings():  # empty regions (nan/inf, handled in compute) and MONAI deprecations
-                warnings.simplefilter("ignore")
-                self.hd95(y_pred=pred, y=target, spacing=spacing)
+            self.metrics.update(pred, target, affine_to_spacing(image.affine, r=3).tolist())
             self.cases.append(Path(str(image.meta.get("filename_or_obj", f"case {len(self.cases)}"))).name)
             if self.example is None:
                 self.example = (image[-1].cpu().numpy(), target[0].cpu().numpy(), pred[0].cpu().numpy())
 
     def per_case(self) -> dict[str, np.ndarray]:
-        """{"dice": (N, 3), "hd95": (N, 3)} per case and region (nan: region absent; inf: missed entirely)."""
-        return {"dice": self.dice.get_buffer().cpu().numpy(), "hd95": self.hd95.get_buffer().cpu().numpy()}
+        """{"dice", "hd95" (mm), "missed" (0/1)} each (N, 3) per case and region; see ``RegionMetrics``."""
+        return self.metrics.per_case()
 
     def compute(self) -> dict[str, float]:
-        values, out = self.per_case(), {"val_loss": self._loss_sum / max(1, len(self.cases))}
-        for name, array in values.items():
-            for j, region in enumerate(REGIONS):
-                finite = array[:, j][np.isfinite(array[:, j])]
-                out[f"{name}_{region.lower()}"] = float(finite.mean()) if finite.size else float("nan")
-            out[f"{name}_mean" if name == "dice" else name] = float(np.nanmean(
-                [out[f"{name}_{r.lower()}"] for r in REGIONS]))
-        return out
+        return {"val_loss": self._loss_sum / max(1, len(self.cases)), **self.metrics.compute()}
 
     def report(self, metrics: dict[str, float]) -> str:
         lines = [f"mean Dice {metrics['dice_mean']:.4f}   mean HD95 {metrics['hd95']:.2f} mm   "
-                 f"loss {metrics['val_loss']:.4f}", f"{'region':<22} {'Dice':>8} {'HD95 mm':>9}"]
+                 f"missed regions {metrics['missed']:.0f}   loss {metrics['val_loss']:.4f}",
+                 f"{'region':<22} {'Dice':>8} {'HD95 mm':>9} {'missed':>7}"]
         for r in REGIONS:
             lines.append(f"{r + ' ' + REGION_NAMES[r]:<22} {metrics[f'dice_{r.lower()}']:>8.4f} "
-                         f"{metrics[f'hd95_{r.lower()}']:>9.2f}")
-        lines.append("(MONAI DiceMetric / HausdorffDistanceMetric percentile 95, mean over cases; per case in "
-                     "cases_<split>.csv)")
+                         f"{metrics[f'hd95_{r.lower()}']:>9.2f} {metrics[f'missed_{r.lower()}']:>7.0f}")
+        lines.append("(MONAI DiceMetric / HausdorffDistanceMetric percentile 95, mean over cases; a region missed "
+                     "entirely scores Dice 0 and HD95 the volume's diagonal; per case in cases_<split>.csv)")
         return "\n".join(lines)
 
     def plots(self, run_dir: Path, split: str) -> list[Path]:
@@ -270,12 +255,14 @@ class Segment3DTask:
             raise DataError(f"input not found: {path}")
         return [path]
 
-    def read_input(self, path: Path) -> dict[str, Any]:
-        """A .nii/.nii.gz file, a DICOM folder, a DICOM slice (its folder is read) or a zip of a series."""
+    def read_input(self, path: Path, *, series_uid: str | None = None) -> dict[str, Any]:
+        """A .nii/.nii.gz file, a DICOM folder, a DICOM slice (its folder is read) or a zip of a series.
+
+        ``series_uid``: the series to read where the folder or zip holds several (default: the largest)."""
         if str(path).lower().endswith(IMAGE_SUFFIXES):
             raise DataError(f"{path} is a 2D image; the segment3d model needs a 3D scan: a .nii/.nii.gz file, a "
                             "DICOM series folder or a .zip of one")
-        volume = load_scan(path)
+        volume = load_scan(path, series_uid)
         if min(volume.shape) < 2:
             raise DataError(f"{path} is a 2D image (shape {volume.shape}); the segment3d model needs a 3D scan "
                             "with several slices")
@@ -291,18 +278,20 @@ class Segment3DTask:
                             f"{d.channels} (e.g. T1, T1c, T2, FLAIR stacked as a 4D NIfTI (X, Y, Z, C))")
         return to_meta_tensor(array, volume.affine)
 
-    def predict(self, model: nn.Module, samples: list[dict[str, Any]], overlap: float | None = None,
-                progress: bool = True, **_: Any) -> list[Segment3DResult]:
-        """Sliding-window segmentation of each scan; masks come back on the scan's own grid."""
+    def predict(self, model: nn.Module, samples: list[dict[str, Any]], *, overlap: float | None = None,
+                progress: bool = True) -> list[Segment3DResult]:
+        """Sliding-window segmentation of each scan; masks come back on the scan's own grid. ``overlap``: of the
+        windows (fraction; default ``model.overlap``); ``progress``: show a bar with the ETA."""
         m, results = self.cfg.model, []
+        if overlap is not None and not 0 <= overlap < 1:
+            raise ConfigError(f"overlap={overlap} must be in [0, 1): the fraction of a window its neighbours share")
+        window = SlidingWindow(self.cfg.data.roi, m.overlap if overlap is None else overlap, m.sw_batch_size, progress)
+        segment = ScanSegmenter(array_pipeline(self.spec()), window)
         model.eval()
         for sample in samples:
             if "volume" not in sample:
                 raise DataError("segment3d predicts on scans: pass a .nii/.nii.gz path, a DICOM folder or a zip")
-            regions = segment_scan(model, self._model_input(sample), array_pipeline(self.spec()), self.cfg.data.roi,
-                                   m.overlap if overlap is None else overlap, m.sw_batch_size, progress)
+            regions = segment(self._model_input(sample), model)
             results.append(Segment3DResult(sample["source"], regions_to_labels(regions.numpy()), sample["volume"]))
         return results
 
-
-TASKS.register("segment3d", Segment3DTask)

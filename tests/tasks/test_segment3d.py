@@ -1,5 +1,7 @@
 """3D segmentation task: label conversion, a train step, sliding-window inference, a tiny end-to-end run, and
 prediction on NIfTI and DICOM input with the source geometry kept."""
+import json
+from pathlib import Path
 
 import highdicom as hd
 import numpy as np
@@ -10,8 +12,8 @@ from PIL import Image
 from toolkit.config import Config, TrainConfig
 from toolkit.engine.run import train
 from toolkit.errors import ConfigError, DataError
+from toolkit.inference.sliding_window import SlidingWindow
 from toolkit.medical import load_scan, read_nifti, write_dicom_series, write_nifti
-from toolkit.medical.inference import sliding_window
 from toolkit.medical.networks import build_network, check_roi
 from toolkit.medical.synthetic import prepare_brain_lesions
 from toolkit.medical.transforms import label_scheme, label_to_regions, regions_to_labels
@@ -57,7 +59,7 @@ def test_train_step_and_sliding_window_on_a_tiny_volume():
     assert torch.isfinite(loss) and loss.item() > 0
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     with torch.no_grad():
-        logits = sliding_window(model.eval(), torch.randn(1, 2, 40, 19, 35), (32, 32, 32), overlap=0.5)
+        logits = SlidingWindow((32, 32, 32), overlap=0.5)(torch.randn(1, 2, 40, 19, 35), model.eval())
     assert logits.shape == (1, 3, 40, 19, 35)
     with pytest.raises(ConfigError, match=r"data.roi=\[32, 64, 96\]"):
         check_roi("swinunetr", (40, 60, 100))
@@ -137,3 +139,24 @@ def test_2d_inputs_give_clear_errors(trained, tmp_path):
     write_nifti(np.zeros((16, 16, 16, 2), np.float32), np.eye(4), tmp_path / "two.nii.gz")
     with pytest.raises(DataError, match="has 2 channel\\(s\\); the model was trained on 1"):
         predictor.predict(tmp_path / "two.nii.gz")
+
+
+def test_predict_cli_on_an_anonymised_dicom_series_writes_a_valid_seg(trained, tmp_path, capsys, dciodvfy_errors):
+    """``toolkit predict CKPT series_folder`` on a series without Type 2 patient/study attributes: rc 0, NIfTI,
+    SEG (valid for highdicom and dciodvfy), volumes and predictions.json."""
+    from tests.helpers.dicom import strip_type2
+    from toolkit.cli import main
+
+    flair, affine = _flair(trained)
+    write_dicom_series(flair * 1000, affine, tmp_path / "series", modality="MR")
+    strip_type2(tmp_path / "series")
+    out = tmp_path / "out"
+    rc = main(["predict", str(trained["run"] / "weights" / "best.pt"), str(tmp_path / "series"), "progress=false",
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    (record,) = json.loads((out / "predictions.json").read_text())
+    assert sorted(Path(f).name for f in record["files"]) == ["series_mask.nii.gz", "series_mask.seg.dcm"]
+    assert {"tc_ml", "wt_ml", "et_ml", "labels_ml"} <= set(record)
+    seg = hd.seg.segread(out / "series_mask.seg.dcm")
+    assert seg.number_of_segments == 3 and seg.PatientBirthDate == ""
+    assert dciodvfy_errors(out / "series_mask.seg.dcm") == []
