@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import streamlit as st
+import support
 
-from toolkit import apps_support as support
 from toolkit import load_predictor
 from toolkit.errors import ToolkitError
+from toolkit.predict import COCO_MODEL, Predictor, coco_weights_file
 
 COCO = "coco"  # the model "path" of torchvision's COCO detector
 
@@ -50,7 +51,7 @@ def memo(key: tuple, make: Callable[[], Any], keep: int = 4) -> Any:
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
 def _load(path: str, mtime: float) -> Any:
     """A Predictor, shared by the sessions (keyed by path and file time, so a retrained run is reloaded)."""
-    return support.coco_predictor() if path == COCO else load_predictor(path)
+    return Predictor.coco_detector() if path == COCO else load_predictor(path)
 
 
 def pick_model(task: str, how_to_make: str, coco: bool = False) -> Any | None:
@@ -67,10 +68,9 @@ def pick_model(task: str, how_to_make: str, coco: bool = False) -> Any | None:
     elif source == "Checkpoint path":
         path = st.sidebar.text_input("Checkpoint (.pt)", placeholder=f"runs/{task}/exp/weights/best.pt").strip()
     else:
-        weights = support.coco_weights_file()
-        if weights is None:
+        if coco_weights_file() is None:
             st.sidebar.info(f"torchvision's COCO weights are not in the cache; run `toolkit weights fetch "
-                            f"{support.COCO_MODEL}`.")
+                            f"{COCO_MODEL}`.")
             return None
         path = COCO
     if not path:

@@ -11,8 +11,7 @@ from typing import Any
 import common
 import pandas as pd
 import streamlit as st
-
-from toolkit import apps_support as support
+import support
 
 HOW_TO = ("Make the demo model with `make apps` (about 10 min on CPU), or train one with `toolkit train detect` "
           "(built-in nuclei data) and reload this page; or give a checkpoint path.")

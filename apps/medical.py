@@ -13,10 +13,10 @@ from typing import Any
 import common
 import pandas as pd
 import streamlit as st
+import support
 
-from toolkit import apps_support as support
-from toolkit import viz_slices as vs
 from toolkit.medical import WINDOW_PRESETS, auto_window, uploads
+from toolkit.viz import slices as vs
 
 HOW_TO = ("Make the demo tumour model with `make apps` (about 10 min on CPU), or train one with "
           "`toolkit train segment3d` (built-in brain-lesions data) and reload this page.")
@@ -139,8 +139,8 @@ def segmentation(key: tuple, scan: uploads.Scan, predictor: Any, name: str) -> A
         bar = st.progress(0.0, text="Segmenting ...")
         with common.shown_errors():
             start = time.perf_counter()
-            result = support.segment_volume(predictor, scan.volume, name,
-                                            lambda f: bar.progress(f, text=f"Sliding window {f:.0%}"))
+            result = predictor.predict_volume(scan.volume, name,
+                                              lambda f: bar.progress(f, text=f"Sliding window {f:.0%}"))
             st.session_state["segmentation"] = (done, result, time.perf_counter() - start)
             jump_to_tumour(key, vs.mask_to_ras(result.mask, scan.volume.affine))
         if st.session_state.get("segmentation", (None,))[0] != done:
@@ -177,7 +177,7 @@ def main() -> None:
         st.info("Upload a scan or pick a sample.")
         return
     with common.shown_errors():
-        channels = support.model_channels(predictor) if predictor else 1
+        channels = predictor.input_channels if predictor else 1
         series = pick_series(key, files, channels)
         key = (*key, *(s.uid for s in series))
         scan = common.memo(("scan", key), lambda: uploads.load_upload(files, series))

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write  # noqa: E402
 
-from toolkit import apps_support as support  # noqa: E402
+from toolkit import sample_input  # noqa: E402
 from toolkit.app_server import serve  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,9 +39,8 @@ def runs_with(checkpoints: dict[str, Path], root: Path) -> Path:
 
 def big_image(path: Path) -> Path:
     """The bundled nuclei image tiled 2 x 2 into a 1024 x 1024 PNG (real microscopy, 4x the objects)."""
-    name, data = support.nuclei_sample()
-    small = support.decode_image(name, data)
-    tiled = np.tile((small * 255).round().astype(np.uint8), (2, 2, 1))
+    small = np.asarray(Image.open(sample_input("nuclei")).convert("RGB"))
+    tiled = np.tile(small, (2, 2, 1))
     Image.fromarray(tiled).save(path)
     return path
 

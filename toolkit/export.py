@@ -13,10 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from toolkit import config as config_mod
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.predict import Predictor
-from toolkit.tasks import task_class
 
 EXPORTABLE = ("classify", "segment")
 
@@ -85,8 +83,4 @@ def load_onnx_predictor(path: str | Path) -> Predictor:
     if "config" not in module.metadata:
         raise ToolkitError(f"{path} was not exported by this toolkit (no config metadata)")
     saved: dict[str, Any] = json.loads(module.metadata["config"])
-    cls = task_class(saved["task"])
-    task = cls(config_mod.from_dict(saved, cls.DataConfig, cls.ModelConfig))
-    classes = json.loads(module.metadata["classes"])
-    task.classes = classes
-    return Predictor(task, module.eval(), classes, str(path))
+    return Predictor.from_config(saved, json.loads(module.metadata["classes"]), module, str(path))

@@ -1,82 +1,231 @@
-"""``Predictor.from_checkpoint(path)`` -> ``predict(image | path | folder)`` -> Result objects."""
+"""``Predictor.from_checkpoint(path)`` -> ``predict(image | path | folder, **options)`` -> Result objects.
+
+Options are checked against the task: those of reading an input are the keyword-only parameters of the task's
+``read_input`` (e.g. ``series_uid``), those of the model and post-processing the keyword-only parameters of its
+``predict`` (e.g. ``conf``, ``iou``, ``top_k``); anything else is a ``ConfigError`` listing the valid ones."""
 from __future__ import annotations
 
+import difflib
+import inspect
+import math
+import typing
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 from toolkit import config as config_mod
-from toolkit.data.image_io import IMAGE_SUFFIXES, to_float
+from toolkit.data.image_io import IMAGE_SUFFIXES, read_image, to_float
 from toolkit.engine import checkpoint
 from toolkit.engine.distributed import pick_device
-from toolkit.errors import DataError, ToolkitError
-from toolkit.tasks import task_class
+from toolkit.errors import ConfigError, DataError, ToolkitError, WeightsError
+
+__all__ = ["COCO_MODEL", "IMAGE_SUFFIXES", "Predictor", "coco_weights_file", "expand", "load_predictor",
+           "read_image"]
+
+COCO_MODEL = "fasterrcnn_resnet50_fpn"
+COCO_SIZE = 800  # longest image side the COCO detector sees, as torchvision's default min_size
+# what a library may raise on an odd input (besides ToolkitError): reported per input by ``stream(on_error=...)``
+INPUT_FAILURES = (ToolkitError, OSError, ValueError, RuntimeError)
+OnError = Callable[[str, Exception], None]
 
 
 class Predictor:
     """A trained model with its task's pre- and post-processing. Rebuilt from the checkpoint alone."""
 
-    def __init__(self, task: Any, model: torch.nn.Module, classes: list[str], source: str = "") -> None:
+    def __init__(self, task: Any, model: nn.Module, classes: list[str], source: str = "") -> None:
         self.task, self.model, self.classes, self.source = task, model, classes, source
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Predictor":
-        ckpt = checkpoint.load(Path(path))
-        task_cls = task_class(ckpt["config"]["task"])
-        cfg = config_mod.from_dict(ckpt["config"], task_cls.DataConfig, task_cls.ModelConfig)
-        task = task_cls(cfg)
-        model = task.build_model(ckpt["classes"], pretrained=False)
-        checkpoint.load_model_state(model, ckpt, path)
-        model.to(pick_device(device)).eval()
-        return cls(task, model, list(ckpt["classes"]), str(path))
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", overrides: list[str] | None = None
+                        ) -> "Predictor":
+        """The checkpoint's model in eval mode on ``device`` (auto: cuda > mps > cpu), with its task.
+
+        ``overrides``: ``a.b=c`` settings over the saved config, e.g. ``["data=other/dataset"]``."""
+        task, model, classes = checkpoint.restore(path, device, overrides)
+        return cls(task, model, classes, str(path))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], classes: list[str], model: nn.Module, source: str = ""
+                    ) -> "Predictor":
+        """A Predictor of a ready ``model`` (e.g. an ONNX session) for a saved, resolved ``config`` and ``classes``."""
+        task = checkpoint.build_task(config)
+        task.classes = list(classes)
+        return cls(task, model.eval(), list(classes), source)
+
+    @classmethod
+    def coco_detector(cls, device: str = "auto") -> "Predictor":
+        """torchvision's COCO-trained Faster R-CNN (ResNet-50 FPN; 90 class slots, 'N/A' among them) as a detect
+        Predictor, from the torch cache (``toolkit weights fetch fasterrcnn_resnet50_fpn`` puts it there)."""
+        import torchvision
+
+        from toolkit.heads.detection import PREDICTOR_KEYS
+        from toolkit.safe_io import load_state_dict_file
+
+        path = coco_weights_file()
+        if path is None:
+            raise WeightsError(f"torchvision's COCO weights are not in the cache; run `toolkit weights fetch "
+                               f"{COCO_MODEL}`")
+        task = checkpoint.build_task({
+            "task": "detect", "data": {"source": "coco", "img_size": COCO_SIZE},
+            "model": {"arch": "fasterrcnn", "backbone": "resnet50", "weights": "coco", "score_thresh": 0.05}})
+        classes = list(torchvision.models.get_model_weights(COCO_MODEL).DEFAULT.meta["categories"][1:])
+        model = task.build_model(classes, pretrained=True)  # everything but the box predictor
+        head = {k: v for k, v in load_state_dict_file(path).items() if k.startswith(PREDICTOR_KEYS)}
+        model.model.load_state_dict(head, strict=False)
+        return cls(task, model.to(pick_device(device)).eval(), classes, f"torchvision {COCO_MODEL} (COCO)")
 
     @property
     def task_name(self) -> str:
         return self.task.name
 
-    def predict(self, inputs: Any, batch_size: int = 8, **options: Any) -> list[Any]:
-        """``inputs``: a path, a folder, an array (H, W[, C]) or a list of these; ``options`` go to the task
-        (e.g. ``conf``, ``iou`` for detection, ``top_k`` for classification)."""
-        samples = list(self._samples(inputs))
-        results: list[Any] = []
-        for start in range(0, len(samples), batch_size):
-            results += self.task.predict(self.model, samples[start:start + batch_size], **options)
-        return results
+    @property
+    def input_channels(self) -> int:
+        """Image channels the model takes: 3 (RGB), 1 (gray), 4 (e.g. T1, T1c, T2, FLAIR) ..."""
+        return int(getattr(self.task.cfg.data, "channels", 0) or 3)
 
-    def stream(self, inputs: Any, batch_size: int = 8, on_error: Callable[[ToolkitError], None] | None = None,
-               **options: Any) -> Iterator[Any]:
-        """Like ``predict`` but reads and yields one batch at a time (for large folders).
-        With ``on_error``, unreadable inputs are reported to it and skipped instead of raising."""
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def options(self) -> list[str]:
+        """The ``key=value`` options ``predict`` takes for this task (besides ``batch_size``)."""
+        return sorted(_keyword_only(self.task.read_input) | _keyword_only(self.task.predict))
+
+    def check_options(self, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``options`` cast to their declared types and split into (read_input's, predict's); an unknown option or
+        a value of the wrong type is a ConfigError naming the valid ones."""
+        split: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        for key, value in options.items():
+            for method, found in zip((self.task.read_input, self.task.predict), split):
+                if key in _keyword_only(method):
+                    found[key] = config_mod.coerce(value, typing.get_type_hints(method)[key], key)
+                    break
+            else:
+                valid = ["batch_size", *self.options]
+                close = difflib.get_close_matches(key, valid, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(f"unknown predict option '{key}' for a {self.task_name} model{hint}; valid: "
+                                  f"{', '.join(valid)}")
+        return split
+
+    def predict(self, inputs: Any, batch_size: int = 8, **options: Any) -> list[Any]:
+        """``inputs``: a path, a folder, an array (H, W[, C]) or a list of these -> one Result per input.
+        ``options``: see ``options`` (e.g. ``conf``, ``iou`` for detection, ``top_k`` for classification)."""
+        return list(self.stream(inputs, batch_size=batch_size, **options))
+
+    def stream(self, inputs: Any, batch_size: int = 8, on_error: OnError | None = None, **options: Any
+               ) -> Iterator[Any]:
+        """Like ``predict`` but reads and yields one batch at a time (for large folders). With ``on_error``, an
+        input that cannot be read or predicted is reported as ``on_error(source, error)`` and skipped."""
+        reading, model_options = self.check_options(options)
         batch: list[dict[str, Any]] = []
-        for sample in self._samples(inputs, on_error):
+        for sample in self._samples(inputs, reading, on_error):
             batch.append(sample)
             if len(batch) == batch_size:
-                yield from self.task.predict(self.model, batch, **options)
+                yield from self._run(batch, model_options, on_error)
                 batch = []
         if batch:
-            yield from self.task.predict(self.model, batch, **options)
+            yield from self._run(batch, model_options, on_error)
 
-    def _samples(self, inputs: Any, on_error: Callable[[ToolkitError], None] | None = None
-                 ) -> Iterator[dict[str, Any]]:
+    def predict_volume(self, volume: Any, source: str = "scan", progress: Callable[[float], None] | None = None
+                       ) -> Any:
+        """3D segmentation of an in-memory ``toolkit.medical.Volume`` (X, Y, Z[, C]) -> its Result (mask on the
+        volume's grid). ``progress(fraction done)`` is called after each batch of sliding windows."""
+        if self.task_name != "segment3d":
+            raise ConfigError(f"{self.source} is a '{self.task_name}' model; volumes need a 'segment3d' one")
+        if min(volume.shape) < 2:
+            raise DataError(f"{source} is a 2D image (shape {volume.shape}); the segment3d model needs a 3D scan "
+                            "with several slices")
+        model = self.model if progress is None else _Reporting(self.model, self._window_batches(volume), progress)
+        (result,) = self.task.predict(model, [{"volume": volume, "source": source}], progress=False)
+        return result
+
+    def _window_batches(self, volume: Any) -> int:
+        """Model calls of MONAI's sliding window on ``volume`` (RAS order, resampled, padded to the roi)."""
+        from monai.data.utils import dense_patch_slices
+        from nibabel.orientations import io_orientation
+
+        d, m = self.task.cfg.data, self.task.cfg.model
+        shape, spacing = [0] * 3, [0.0] * 3
+        for axis, (target, _) in enumerate(io_orientation(volume.affine)):
+            shape[int(target)], spacing[int(target)] = volume.shape[axis], volume.spacing[axis]
+        size = [n * s / t for n, s, t in zip(shape, spacing, d.spacing)] if d.spacing else shape
+        size = [max(round(n), r) for n, r in zip(size, d.roi)]
+        interval = [r if r == n else max(int(r * (1 - m.overlap)), 1) for r, n in zip(d.roi, size)]
+        return math.ceil(len(dense_patch_slices(size, d.roi, interval)) / m.sw_batch_size)
+
+    def _run(self, batch: list[dict[str, Any]], options: dict[str, Any], on_error: OnError | None) -> list[Any]:
+        """The task's predictions for ``batch``; with ``on_error``, a failing batch is retried one input at a time
+        so that only the inputs that fail are reported and skipped."""
+        def predict(samples: list[dict[str, Any]]) -> list[Any]:
+            return self.task.predict(self.model, samples, **options)
+
+        if on_error is None:
+            return predict(batch)
+        if len(batch) == 1:
+            return _guarded(str(batch[0].get("source", "input")), lambda: predict(batch), on_error) or []
+        try:
+            return predict(batch)
+        except INPUT_FAILURES:
+            return [result for sample in batch for result in self._run([sample], options, on_error)]
+
+    def _samples(self, inputs: Any, options: dict[str, Any], on_error: OnError | None) -> Iterator[dict[str, Any]]:
+        """One sample per input file (read with the read ``options``) or array (H, W[, C])."""
         items: Iterable[Any] = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         for item in items:
             if isinstance(item, np.ndarray):
                 yield {"image": to_float(item if item.ndim == 3 else item[:, :, None]), "source": "array"}
                 continue
-            for path in self._expand(Path(item)):
-                try:
-                    yield self.task.read_input(path)
-                except ToolkitError as e:
-                    if on_error is None:
-                        raise
-                    on_error(e)
+            for path in _guarded(str(item), lambda: self._expand(Path(item)), on_error) or []:
+                sample = _guarded(str(path), lambda: self.task.read_input(path, **options), on_error)
+                if sample is not None:
+                    yield sample
 
     def _expand(self, path: Path) -> list[Path]:
         """The task's ``expand_input(path)`` if it has one (e.g. a DICOM folder is one scan), else ``expand``."""
         hook = getattr(self.task, "expand_input", None)
-        return hook(path) if hook else expand(path, getattr(self.task, "input_suffixes", IMAGE_SUFFIXES))
+        return hook(path) if hook else expand(path, IMAGE_SUFFIXES)
+
+
+class _Reporting(nn.Module):
+    """The model, calling ``report(fraction done)`` after each of its ``total`` calls."""
+
+    def __init__(self, model: nn.Module, total: int, report: Callable[[float], None]) -> None:
+        super().__init__()
+        self.model, self.total, self.report, self.done = model, max(total, 1), report, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        self.done += 1
+        self.report(min(self.done / self.total, 1.0))
+        return out
+
+
+def _guarded(source: str, make: Callable[[], Any], on_error: OnError | None) -> Any:
+    """``make()``; with ``on_error``, an input failure is reported as ``on_error(source, error)`` and gives None."""
+    if on_error is None:
+        return make()
+    try:
+        return make()
+    except INPUT_FAILURES as e:
+        on_error(source, e)
+        return None
+
+
+def _keyword_only(method: Callable[..., Any]) -> set[str]:
+    return {p.name for p in inspect.signature(method).parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+def coco_weights_file() -> Path | None:
+    """torchvision's COCO Faster R-CNN weights in the torch cache, or None when they are not there."""
+    from toolkit.backbones import weights as tv_weights
+
+    path = tv_weights.cache_file(tv_weights.resolve(COCO_MODEL))
+    return path if path.is_file() else None
 
 
 def expand(path: Path, suffixes: tuple[str, ...]) -> list[Path]:

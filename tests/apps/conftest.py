@@ -2,9 +2,12 @@
 seconds, the brain-lesions data at 6 mm, and the environment that points the apps at them (no network)."""
 from __future__ import annotations
 
+import importlib.util
 import io
+import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -12,11 +15,27 @@ from toolkit import train
 from toolkit.cache import sources_dir
 from toolkit.medical.synthetic import prepare_brain_lesions
 
+APPS = Path(__file__).resolve().parents[2] / "apps"
+
+
+def app_module(name: str) -> ModuleType:
+    """``apps/<name>.py`` imported as the top-level module ``name``, as the pages import it under ``streamlit run``
+    (which puts ``apps/`` on the path); AppTest pages then share this module."""
+    if getattr(sys.modules.get(name), "__file__", None) != str(APPS / f"{name}.py"):
+        spec = importlib.util.spec_from_file_location(name, APPS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+support = app_module("support")
+
 
 @pytest.fixture(scope="session")
 def app_root(tmp_path_factory) -> Path:
     """runs/ with runs/detect/exp and runs/segment3d/exp, data/brain-lesions, and cache/ (sharing the wheels)."""
-    from tests.detection.conftest import make_split
+    from tests.helpers.detection import make_split
     from toolkit.data.formats.coco import write_coco
 
     root = tmp_path_factory.mktemp("apps")

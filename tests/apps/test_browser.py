@@ -16,8 +16,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.apps.conftest import app_environment
-from toolkit import apps_support as support
+from tests.apps.conftest import app_environment, support
 from toolkit.app_server import ROOT, serve
 from toolkit.medical import sample_file
 

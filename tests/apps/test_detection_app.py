@@ -12,7 +12,9 @@ import torchvision
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from toolkit import apps_support as support
+from tests.apps.conftest import support
+from toolkit.predict import Predictor
+
 
 PAGE = str(Path(__file__).resolve().parents[2] / "apps" / "detection.py")
 
@@ -105,7 +107,7 @@ def test_coco_detector_from_the_torch_cache(app_env, monkeypatch) -> None:
     path = Path(app_env["TORCH_HOME"]) / "hub" / "checkpoints" / "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(stock.state_dict(), path)
-    predictor = support.coco_predictor()
+    predictor = Predictor.coco_detector(device="cpu")
     ours = predictor.model.model.state_dict()
     for key in ("roi_heads.box_predictor.cls_score.weight", "rpn.head.conv.0.0.weight"):
         assert torch.equal(ours[key], stock.state_dict()[key]), key

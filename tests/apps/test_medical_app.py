@@ -6,8 +6,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from tests.apps.conftest import zip_bytes
-from toolkit import apps_support as support
+from tests.apps.conftest import support, zip_bytes
+from toolkit import sample_input
 from toolkit.medical import sample_file, uploads
 
 PAGE = str(Path(__file__).resolve().parents[2] / "apps" / "medical.py")
@@ -79,7 +79,7 @@ def test_ct_slice_shows_hu_windows_header_and_refuses_the_3d_model(app_env) -> N
     at.checkbox(key="identifying").check().run()
     assert at.dataframe[0].value.set_index("tag")["value"]["PatientName"] == "CompressedSamples^CT1"
     at.button(key="segment").click().run()
-    assert _errors(at) == [("CT_small.dcm is a 2D image (shape (128, 128, 1)); the tumour model needs a 3D scan "
+    assert _errors(at) == [("CT_small.dcm is a 2D image (shape (128, 128, 1)); the segment3d model needs a 3D scan "
                             "with several slices")]
 
 
@@ -94,7 +94,7 @@ def test_without_a_model_the_viewer_works_and_says_how_to_make_one(app_env, tmp_
 def test_uploads_nifti_zip_with_several_series_and_bad_files(app_env) -> None:
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     uploader = at.file_uploader(key="scan")
-    case, _ = support.brain_case()
+    case = sample_input("brain")
     uploader.set_value((case.name, case.read_bytes(), "application/gzip")).run()
     assert not _errors(at) and _facts(at)["size (voxels)"] == "28 x 34 x 28 x 4 channels"
     study = support.read_files(support.brain_dicom_study())

@@ -1,5 +1,5 @@
 """The non-UI parts of the apps: uploads read in memory, slice display, image decoding, detection filtering,
-segmentation progress, mask downloads."""
+mask downloads."""
 from __future__ import annotations
 
 import io
@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.apps.conftest import zip_bytes
-from toolkit import apps_support as support
+from tests.apps.conftest import support, zip_bytes
 from toolkit import load_predictor
-from toolkit import viz_slices as vs
 from toolkit.errors import DataError
-from toolkit.medical import Volume, read_series, sample_file, uploads, write_dicom_series
+from toolkit.medical import read_series, sample_file, uploads, write_dicom_series
+from toolkit.viz import slices as vs
 
 
 def _scratch_left() -> list[Path]:
@@ -123,19 +122,6 @@ def test_filtering_after_nms_equals_predicting_at_that_confidence(app_env, app_r
     only = support.filter_result(everything, 0.0, ["dot"])
     assert set(support.class_counts(only)) <= {"dot"} and len(support.detection_rows(only)) == len(only.boxes)
     assert Image.open(io.BytesIO(support.annotated_png(only))).size == (260, 200)
-
-
-def test_segmentation_reports_every_sliding_window_batch(app_env) -> None:
-    predictor = load_predictor(support.find_checkpoints("segment3d")[0])
-    volume = uploads.load_upload(support.read_files([support.brain_case()[0]])).volume
-    flipped = Volume(volume.array[::-1].copy(), volume.affine @ np.diag([-1.0, 1, 1, 1]), meta=volume.meta)
-    for scan in (volume, flipped):
-        seen: list[float] = []
-        result = support.segment_volume(predictor, scan, "case", seen.append)
-        assert len(seen) == support.window_batches(scan, predictor) and seen[-1] == 1.0
-        assert result.mask.shape == scan.shape
-    with pytest.raises(DataError, match=r"is a 2D image \(shape \(28, 34, 1\)\)"):
-        support.segment_volume(predictor, Volume(volume.array[:, :, :1], volume.affine), "slice")
 
 
 def test_toolkit_app_runs_streamlit_from_the_repository_root(tmp_path: Path, monkeypatch) -> None:

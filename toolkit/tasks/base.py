@@ -28,6 +28,7 @@ class DataBundle:
     classes: list[str]
     collate: Callable[[list[Any]], Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # e.g. per-class counts, for the log
+    notes: list[str] = field(default_factory=list)  # settings fitted to the data, printed at the start of a run
 
 
 class Result(Protocol):
@@ -64,9 +65,13 @@ class Task(Protocol):
 
     def plots(self, run_dir: Path, split: str) -> list[Path]: ...
 
-    def read_input(self, path: Path) -> dict[str, Any]: ...
+    def read_input(self, path: Path) -> dict[str, Any]:
+        """One input as a sample. Options of reading (e.g. segment3d's ``series_uid``) are keyword-only
+        parameters after ``path``; the Predictor routes ``toolkit predict ... key=value`` options by them."""
 
-    def predict(self, model: nn.Module, samples: list[dict[str, Any]], **options: Any) -> list[Result]: ...
+    def predict(self, model: nn.Module, samples: list[dict[str, Any]]) -> list[Result]:
+        """One Result per sample. Options of the model and post-processing (e.g. ``conf``) are keyword-only
+        parameters after ``samples``, never ``**kwargs``: unknown options must be errors."""
 
 
 LOWER_IS_BETTER = ("loss", "val_loss", "hd95")

@@ -16,12 +16,11 @@ from torchmetrics import MetricCollection
 
 from toolkit.backbones import create_backbone
 from toolkit.config import Config
-from toolkit.data.classification import load_splits
+from toolkit.data.classification import common_size, load_splits
 from toolkit.data.image_io import read_image
 from toolkit.data.transforms import Augment, classification_pipeline, default_stats
 from toolkit.errors import ConfigError
 from toolkit.heads.classification import Classifier
-from toolkit.registry import TASKS
 from toolkit.tasks.base import DataBundle
 from toolkit.viz import plot_confusion_matrix
 
@@ -41,7 +40,7 @@ class ClassifyData(Augment):
 
 @dataclass
 class ClassifyModel:
-    backbone: str = "resnet18"
+    backbone: str = "resnet18"  # any of `toolkit.list_models()`, e.g. mobilenet_v2, resnet50, efficientnet_b0
     pretrained: bool | str = False  # true | weights enum name | path to .pth/.safetensors
     trainable_stages: int | None = None  # None = all stages trainable
     dropout: float = 0.0
@@ -85,6 +84,10 @@ class ClassifyTask:
         datasets, classes = load_splits(d.source, d.channels, d.val_split, seed, reader, limit=d.limit)
         self.classes = classes
         self.channels = d.channels = datasets["train"].channels  # resolved into the saved config
+        notes = []
+        if d.img_size == 0:
+            d.img_size, note = common_size(datasets.values())  # 0 when all images share one size
+            notes += [note] if note else []
         for split, ds in datasets.items():
             ds.transform = self.transform(train=split == "train", shape=ds.shape)
         train = datasets["train"]
@@ -95,7 +98,7 @@ class ClassifyTask:
         info = {"train_counts": dict(zip(classes, counts.tolist())), "channels": self.channels,
                 "balance_labels": train.labels if d.balance == "sampler" else None}
         return DataBundle(*(datasets.get(s) if s in splits else None for s in ("train", "val", "test")),
-                          classes=classes, info=info)
+                          classes=classes, info=info, notes=notes)
 
     def transform(self, train: bool, shape: tuple[int, int] | None = None) -> Any:
         """The split's pipeline; ``shape``: (H, W) shared by all its images, when known."""
@@ -170,8 +173,8 @@ class ClassifyTask:
         return {"image": read_image(path, self.channels, self.cfg.data.window), "source": str(path)}
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, samples: list[dict[str, Any]], top_k: int = 5,
-                **_: Any) -> list[ClassifyResult]:
+    def predict(self, model: nn.Module, samples: list[dict[str, Any]], *, top_k: int = 5) -> list[ClassifyResult]:
+        """The ``top_k`` classes of each image with their softmax probabilities."""
         pipeline = self.transform(train=False)
         device = next(model.parameters()).device
         images = [pipeline({"image": s["image"]})["image"] for s in samples]
@@ -183,5 +186,3 @@ class ClassifyTask:
         return [ClassifyResult(s.get("source", ""), [(self.classes[i], float(p)) for p, i in zip(ps, ix)])
                 for s, ps, ix in zip(samples, scores.tolist(), indices.tolist())]
 
-
-TASKS.register("classify", ClassifyTask)

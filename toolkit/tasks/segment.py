@@ -14,17 +14,15 @@ from torch import nn
 
 from toolkit.config import Config
 from toolkit.data import builtin
-from toolkit.data.formats.masks import image_size, load_mask_splits
-from toolkit.data.image_io import match_channels, read_image
-from toolkit.data.nuclei import prepare_nuclei
+from toolkit.data.formats.masks import load_mask_splits
+from toolkit.data.image_io import image_size, match_channels, read_image
 from toolkit.data.segmentation_dataset import PadCollate, SegmentationDataset
 from toolkit.data.transforms import Augment, default_stats, segmentation_pipeline
 from toolkit.heads.segmentation import build_segmenter
-from toolkit.registry import TASKS
 from toolkit.tasks.base import DataBundle
 from toolkit.tasks.seg_losses import build_loss
 from toolkit.tasks.seg_metrics import SegMetrics
-from toolkit.viz_segment import overlay, plot_samples
+from toolkit.viz.segment import overlay, plot_samples
 
 PLOT_SAMPLES = 6
 
@@ -46,7 +44,7 @@ class SegmentData(Augment):
 @dataclass
 class SegmentModel:
     head: str = "unet"  # unet | fpn | deeplabv3 | lraspp
-    backbone: str = "resnet18"
+    backbone: str = "resnet18"  # any of `toolkit.list_models()`, e.g. mobilenet_v2, resnet50, efficientnet_b0
     pretrained: bool | str = False  # true | weights enum name | path to .pth/.safetensors
     trainable_stages: int | None = None  # None = all stages trainable
     decoder_channels: int = 0  # widest decoder layer; 0 = the head's default
@@ -88,7 +86,7 @@ class SegmentResult:
 def resolve_source(source: str) -> Path:
     """The built-in ``nuclei`` (prepared on first use; its ``masks/`` layout) or a dataset folder."""
     if source == "nuclei":
-        return prepare_nuclei(builtin.data_dir("nuclei")) / "masks"
+        return builtin.prepare("nuclei") / "masks"
     return Path(source).expanduser()
 
 
@@ -205,7 +203,7 @@ class SegmentTask:
         return {"image": read_image(path, self.channels or 3, self.cfg.data.window), "source": str(path)}
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, samples: list[dict[str, Any]], **_: Any) -> list[SegmentResult]:
+    def predict(self, model: nn.Module, samples: list[dict[str, Any]]) -> list[SegmentResult]:
         """One forward pass per image (any size; padding to the stride happens in the model)."""
         pipeline = self.transform(train=False)
         device = next(model.parameters()).device
@@ -233,5 +231,3 @@ def otsu_baseline(source: str = "nuclei", split: str = "val") -> dict[str, float
         metrics.update(pred[None], torch.from_numpy(read_mask(mask_path))[None])
     return metrics.compute()
 
-
-TASKS.register("segment", SegmentTask)
