@@ -1,8 +1,9 @@
-"""``toolkit train|val|predict|export|data|weights|app``: parse, call, print. Errors -> one line, exit 2."""
+"""The ``toolkit`` command: parse the arguments, call the toolkit, print. A ToolkitError is one line, exit 2."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -10,9 +11,17 @@ from typing import Any, Callable
 
 from toolkit.errors import ToolkitError
 
+DESCRIPTION = """Train, fine-tune, evaluate and deploy CNNs for classification, detection, 2D segmentation
+and 3D tumour segmentation, on built-in demo datasets or your own folders and scans.
+
+Every training run is configured by a recipe (toolkit/configs/<task>.yaml) and key=value overrides;
+`toolkit train TASK --help` (or `toolkit config TASK`) lists every key with its value and meaning."""
+
 EXAMPLES = """examples:
-  toolkit train classify                                   # Fashion-MNIST, the default recipe
-  toolkit train classify data=path/to/imagefolder model.backbone=mobilenet_v2 model.pretrained=true
+  toolkit train classify                                   # Fashion-MNIST quickstart
+  toolkit train classify data=path/to/imagefolder          # your images: ImageNet mobilenet_v2 fine-tune
+  toolkit train detect data=path/to/yolo_or_coco train.epochs=30
+  toolkit train detect --help                              # every config key of the detect recipe
   toolkit val runs/classify/exp/weights/best.pt
   toolkit predict runs/classify/exp/weights/best.pt images/ top_k=3
   toolkit data prepare fashion-mnist
@@ -36,9 +45,31 @@ def _options(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the resolved config of ``TASK`` (recipe < cfg= < overrides): every key, its value and meaning."""
+    from toolkit.config import describe
+    from toolkit.engine.run import resolve
+
+    cfg, notes = resolve(args.task, args.overrides)
+    rows = [(key, json.dumps(value), meaning) for key, value, meaning in describe(cfg)]
+    width = max(len(k) for k, _, _ in rows) + 1
+    vwidth = min(24, max(len(v) for _, v, _ in rows)) + 1
+    print(f"toolkit train {args.task} {' '.join(args.overrides)}".rstrip() + " resolves to (key value  meaning):")
+    for key, value, meaning in rows:
+        print(f"  {key:<{width}} {value:<{vwidth}} {meaning}".rstrip())
+    for note in notes:
+        print(note)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from toolkit.engine.run import train
 
+    if args.help or not args.task:
+        if not args.task:
+            args.parser.print_help()
+            return 0
+        return cmd_config(args)
     metrics = train(args.task, args.overrides)
     return 0 if metrics is not None else 1
 
@@ -57,40 +88,71 @@ def cmd_val(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from toolkit.predict import Predictor
+    """Predict on every input; one that cannot be read, predicted or saved is reported on one line and skipped,
+    the others go on, and the exit code is then 2."""
+    from toolkit.predict import INPUT_FAILURES, Predictor
 
-    sources, options = [], {}
-    for item in args.inputs:
-        (options.update(_options([item])) if "=" in item and not Path(item).exists() else sources.append(item))
-    if not sources:
-        raise ToolkitError("give at least one image, folder or volume to predict on")
+    sources, options = _predict_arguments(args.inputs)
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
+    batch_size = options.pop("batch_size", 8)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ToolkitError(f"batch_size={batch_size!r} must be a positive integer")
+    predictor.check_options(options)
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records, failures, coco_results = [], [], []
+    _writing(out_dir, lambda: out_dir.mkdir(parents=True, exist_ok=True))
+    records, failed, coco_results = [], [], []
 
-    def report(error: ToolkitError) -> None:
-        failures.append(error)
-        print(f"skipped: {one_line(error)}", file=sys.stderr)
+    def report(source: str, error: Exception) -> None:
+        failed.append(source)
+        reason = one_line(error)
+        print(f"skipped: {reason}" if source in reason else f"skipped: {source}: {reason}", file=sys.stderr)
 
-    for result in predictor.stream(sources, on_error=report, **options):
+    for result in predictor.stream(sources, batch_size=batch_size, on_error=report, **options):
         record = result.to_dict()
-        record["files"] = [str(p) for p in result.save(out_dir)]
+        try:
+            record["files"] = [str(p) for p in result.save(out_dir)]
+        except INPUT_FAILURES as e:
+            report(str(record.get("source", "input")), e)
+            continue
         if hasattr(result, "to_coco"):  # detections: also a COCO results file, image_id = input order
             record["image_id"] = len(records)
             coco_results += result.to_coco(len(records))
         records.append(record)
         print(_summary_line(record))
+    _writing(out_dir, lambda: _write_outputs(records, coco_results, out_dir))
+    if failed:
+        print(f"error: {len(failed)} of {len(failed) + len(records)} input(s) could not be read, predicted or saved "
+              "(listed above)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _predict_arguments(items: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """``toolkit predict`` arguments -> (inputs, ``key=value`` options); an existing path is always an input."""
+    sources, options = [], {}
+    for item in items:
+        (options.update(_options([item])) if "=" in item and not Path(item).exists() else sources.append(item))
+    if not sources:
+        raise ToolkitError("give at least one image, folder or volume to predict on")
+    return sources, options
+
+
+def _writing(out_dir: Path, write: Callable[[], Any]) -> None:
+    """``write()``; an OS error (read-only folder, disk full) becomes a one-line ToolkitError naming ``out_dir``."""
+    try:
+        write()
+    except OSError as e:
+        raise ToolkitError(f"cannot write the predictions to {out_dir}: {e.strerror or e}; pass another --out") from None
+
+
+def _write_outputs(records: list[dict[str, Any]], coco_results: list[dict[str, Any]], out_dir: Path) -> None:
+    """predictions.json, predictions.csv and (detection) coco_results.json in ``out_dir``."""
     (out_dir / "predictions.json").write_text(json.dumps(records, indent=2))
     if coco_results or any("image_id" in r for r in records):
         (out_dir / "coco_results.json").write_text(json.dumps(coco_results))
         print(f"COCO results (image_id = input order) -> {out_dir / 'coco_results.json'}")
     _write_csv(records, out_dir / "predictions.csv")
     print(f"{len(records)} predictions -> {out_dir / 'predictions.json'}, {out_dir / 'predictions.csv'}")
-    if failures:
-        print(f"error: {len(failures)} input(s) could not be read (listed above)", file=sys.stderr)
-        return 2
-    return 0
 
 
 def _summary_line(record: dict[str, Any]) -> str:
@@ -123,17 +185,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     if args.action in ("check", "convert"):
         return _data_check_or_convert(args)
-    import toolkit.data.datasets  # noqa: F401  (registers every built-in dataset)
-
     if args.action == "prepare":
         if not args.names:
             raise ToolkitError("name the datasets to prepare; `toolkit data list` shows them")
         for name in args.names:
             print(f"{name}: {builtin.prepare(name)}")
         return 0
-    from toolkit.registry import DATASETS
-
-    for name in DATASETS.names():
+    for name in builtin.names():
         print(f"{name:16} {builtin.data_dir(name)}")
     return 0
 
@@ -176,7 +234,6 @@ def cmd_app(args: argparse.Namespace) -> int:
     """``streamlit run apps/<name>.py`` from the repository root (where ``.streamlit/config.toml`` lives); the
     app lists the runs under ``$TOOLKIT_RUNS``, by default ``runs/`` of the current folder."""
     import importlib.util
-    import os
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
@@ -194,14 +251,22 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="toolkit", description=__doc__, epilog=EXAMPLES,
+    parser = argparse.ArgumentParser(prog="toolkit", description=DESCRIPTION, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model: toolkit train TASK [key=value ...]")
+    p = sub.add_parser("train", add_help=False, help="train a model: toolkit train TASK [key=value ...]",
+                       description="Train TASK on its recipe with key=value overrides. With --help after TASK, "
+                                   "print every config key of the resolved recipe, its value and meaning.")
+    p.add_argument("task", nargs="?", help="classify | detect | segment | segment3d")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data=path/to/dataset train.epochs=5")
+    p.add_argument("-h", "--help", action="store_true", help="show the config keys of TASK's recipe")
+    p.set_defaults(func=cmd_train, parser=p)
+
+    p = sub.add_parser("config", help="print a task's resolved config: toolkit config TASK [key=value ...]")
     p.add_argument("task", help="classify | detect | segment | segment3d")
-    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data=digits train.epochs=5")
-    p.set_defaults(func=cmd_train)
+    p.add_argument("overrides", nargs="*", help="e.g. data=path/to/dataset (picks the recipe the run would use)")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("val", help="evaluate a checkpoint: toolkit val CKPT [data=...]")
     p.add_argument("checkpoint")
@@ -266,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last finished epoch's checkpoint is kept (weights/last.pt)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to a reader that closed it early, e.g. `| head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -60,6 +62,7 @@ class Config:
     data: Any
     model: Any
     train: TrainConfig = field(default_factory=TrainConfig)
+    provenance: dict[str, Any] = field(default_factory=dict)  # recorded, not set: e.g. the pretrained file's hash
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,6 +77,9 @@ def build(task: str, data_cls: type, model_cls: type, sources: list[dict[str, An
     for src in sources:
         for section, values in src.items():
             if section == "task":
+                continue
+            if section == "provenance":
+                cfg.provenance = dict(values or {})
                 continue
             if section not in SECTIONS:
                 raise ConfigError(f"unknown config section '{section}'; valid: {', '.join(SECTIONS)}")
@@ -95,6 +101,14 @@ def load(task: str, data_cls: type, model_cls: type, overrides: list[str] | None
         sources.append(read_yaml(Path(item.split("=", 1)[1])))
     sources.append(parse_overrides([o for o in overrides if not o.startswith("cfg=")]))
     return build(task, data_cls, model_cls, sources)
+
+
+def user_keys(overrides: list[str]) -> set[str]:
+    """``section.key`` names the user set, in ``cfg=FILE`` files or ``a.b=c`` overrides (recipes not counted)."""
+    sources = [read_yaml(Path(o.split("=", 1)[1])) for o in overrides if o.startswith("cfg=")]
+    sources.append(parse_overrides([o for o in overrides if not o.startswith("cfg=")]))
+    return {f"{section}.{key}" for src in sources for section, values in src.items()
+            if isinstance(values, dict) for key in values}
 
 
 def from_dict(d: dict[str, Any], data_cls: type, model_cls: type) -> Config:
@@ -149,15 +163,15 @@ def _set(obj: Any, section: str, key: str, value: Any) -> None:
         raise ConfigError(f"unknown key '{section}.{key}'.{hint} Valid keys: "
                           + ", ".join(f"{section}.{k}" for k in fields))
     hint = typing.get_type_hints(type(obj))[key]
-    setattr(obj, key, _coerce(value, hint, f"{section}.{key}"))
+    setattr(obj, key, coerce(value, hint, f"{section}.{key}"))
 
 
-def _coerce(value: Any, hint: Any, name: str) -> Any:
+def coerce(value: Any, hint: Any, name: str) -> Any:
     """Cast ``value`` to the annotated type; unions keep values any member accepts."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         for member in typing.get_args(hint):
             try:
-                return _coerce(value, member, name)
+                return coerce(value, member, name)
             except ConfigError:
                 continue
         raise ConfigError(f"{name}={value!r} does not fit {hint}")
@@ -185,12 +199,38 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         if not isinstance(value, (list, tuple)):
             value = [value]
         args = typing.get_args(hint)
-        return origin(_coerce(v, args[0], name) for v in value) if args else origin(value)
+        return origin(coerce(v, args[0], name) for v in value) if args else origin(value)
     if hint is type(None):
         if value is None:
             return None
         raise ConfigError(f"{name}={value!r} must be null")
     return value
+
+
+def describe(cfg: Config) -> list[tuple[str, Any, str]]:
+    """Every ``section.key`` of ``cfg`` with its value and the one-line meaning written beside its field."""
+    rows = []
+    for section in SECTIONS:
+        obj = getattr(cfg, section)
+        meanings = _field_comments(type(obj))
+        rows += [(f"{section}.{f.name}", getattr(obj, f.name), meanings.get(f.name, ""))
+                 for f in dataclasses.fields(obj)]
+    return rows
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """``name: type = default  # meaning`` comments of a dataclass and its bases, read from their source."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        for line in lines:
+            m = re.match(r"\s+(\w+): [^#]+#\s*(.+)$", line)
+            if m:
+                out[m.group(1)] = m.group(2).strip()
+    return out
 
 
 def save(cfg: Config, path: Path) -> None:

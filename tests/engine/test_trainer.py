@@ -1,11 +1,14 @@
 """The loop on real digits: resume exactness, NaN guard, accumulation, EMA, early stopping."""
+import hashlib
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from toolkit.engine import checkpoint
-from toolkit.engine.callbacks import Callback, Checkpointer, ResultsLogger
+from toolkit.backbones import weights as tv_weights
+from toolkit.engine.callbacks import Callback, Checkpointer, EarlyStopping, ResultsLogger
 from toolkit.engine.run import resolve_config
 from toolkit.engine.trainer import Trainer
 from toolkit.errors import TrainingError
@@ -121,3 +124,36 @@ def test_digits_recipe_reaches_97_percent(tmp_path: Path) -> None:
     cfg = resolve_config("classify", ["data=digits", f"train.project={tmp_path}", "train.progress=false"])
     metrics = Trainer(cfg, ClassifyTask(cfg)).fit()
     assert metrics["split"] == "test" and metrics["accuracy"] >= 0.97
+
+
+class Rows(Callback):
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def on_epoch_end(self, trainer, row):
+        self.rows.append(dict(row))
+
+
+def test_early_stopping_needs_no_checkpointer(tmp_path: Path) -> None:
+    """The trainer decides "best" and counts stale epochs; a callback list without Checkpointer still stops."""
+    seen = Rows()
+    fit(tmp_path, "train.epochs=8", "train.lr=0", "train.warmup_epochs=0", "train.monitor=val_loss",
+        callbacks=[seen, EarlyStopping(2)])  # lr 0: val_loss never improves after epoch 1
+    assert [r["epoch"] for r in seen.rows] == [1, 2, 3]
+    assert [r["is_best"] for r in seen.rows] == [True, False, False]
+    assert not (tmp_path / "classify" / "exp" / "weights" / "best.pt").exists()  # no Checkpointer, no files
+
+
+def test_pretrained_weights_are_pinned_in_config_and_checkpoint(tmp_path: Path) -> None:
+    """``model.pretrained=true`` is recorded as the enum member that was loaded and the file's SHA-256."""
+    fit(tmp_path, "train.epochs=1", "data.limit=40", "model.backbone=mobilenet_v2", "model.pretrained=true",
+        "data.img_size=32", "train.batch_size=20")
+    run = tmp_path / "classify" / "exp"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    member = tv_weights.resolve("mobilenet_v2", True)
+    cached = tv_weights.cache_file(member)
+    assert saved["model"]["pretrained"] == member.name == "IMAGENET1K_V1"
+    assert saved["provenance"]["pretrained"] == "MobileNet_V2_Weights.IMAGENET1K_V1"
+    assert saved["provenance"]["pretrained_sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
+    ckpt = checkpoint.load(run / "weights" / "last.pt")
+    assert ckpt["config"]["provenance"] == saved["provenance"]

@@ -11,6 +11,7 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
@@ -40,6 +41,24 @@ def resolve(model_name: str, choice: bool | str = True) -> WeightsEnum:
     if choice not in names:
         raise WeightsError(f"unknown weights '{choice}' for {model_name}; valid: DEFAULT, {', '.join(names)}")
     return enum[choice]
+
+
+def pin(model_cfg: Any) -> dict[str, str]:
+    """Record which ImageNet weights ``model.pretrained`` loaded: a ``true`` / ``DEFAULT`` becomes the enum member's
+    name in ``model_cfg`` (in place), and the returned provenance names the file and its SHA-256. Empty when the
+    model has no torchvision pretrained backbone (scratch, a local file, or the toolkit's own CNNs)."""
+    choice, name = getattr(model_cfg, "pretrained", False), getattr(model_cfg, "backbone", "")
+    if choice in (False, "", "none", "false") or str(choice).endswith((".pth", ".pt", ".safetensors")):
+        return {}
+    try:
+        member = resolve(name, choice)
+    except WeightsError:
+        return {}  # not a torchvision classifier (e.g. simple_cnn): nothing was loaded from the cache
+    path = cache_file(member)
+    model_cfg.pretrained = member.name
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    return {"pretrained": f"{type(member).__name__}.{member.name}", "pretrained_file": path.name,
+            "pretrained_sha256": digest}
 
 
 def cache_file(weights: WeightsEnum) -> Path:

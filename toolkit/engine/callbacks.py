@@ -1,4 +1,7 @@
-"""Callbacks run on rank 0 after each epoch: results.csv, curves, checkpoints, early stopping."""
+"""Callbacks run on rank 0 after each epoch: results.csv, curves, checkpoints, early stopping.
+
+Callbacks only read the trainer's state (``row["is_best"]``, ``trainer.epochs_without_improvement``, which the
+trainer computes before calling them); any subset of them can run."""
 from __future__ import annotations
 
 import csv
@@ -71,18 +74,12 @@ class Monitor:
 
 
 class Checkpointer(Callback):
-    """``weights/last.pt`` every epoch, ``weights/best.pt`` when the monitored metric improves."""
+    """``weights/last.pt`` every epoch, ``weights/best.pt`` when the trainer marked the epoch best."""
 
     def on_epoch_end(self, trainer: "Trainer", row: dict[str, Any]) -> None:
-        improved = trainer.monitor.improved(row)
-        row["is_best"] = improved
-        if improved:
-            trainer.epochs_without_improvement = 0
-        else:
-            trainer.epochs_without_improvement += 1
         state = trainer.state_dict(row)
         trainer.save(state, "last.pt")
-        if improved:
+        if row.get("is_best"):
             trainer.save(state, "best.pt")
 
 

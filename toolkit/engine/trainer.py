@@ -14,8 +14,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from toolkit import __version__
 from toolkit import config as config_mod
+from toolkit._version import __version__
+from toolkit.backbones import weights as tv_weights
 from toolkit.config import Config
 from toolkit.data.loaders import auto_workers, build_loader, seed_everything, set_epoch
 from toolkit.engine import checkpoint, distributed
@@ -48,8 +49,10 @@ class Trainer:
 
     clock = staticmethod(time.monotonic)  # seconds; for train.time_limit and the time column of results.csv
 
-    def __init__(self, cfg: Config, task: Task, callbacks: list[Callback] | None = None) -> None:
+    def __init__(self, cfg: Config, task: Task, callbacks: list[Callback] | None = None,
+                 notes: list[str] | None = None) -> None:
         self.cfg, self.task, self.t = cfg, task, cfg.train
+        self.notes = list(notes or [])  # printed first: what the config resolution decided for the user
         self.dist = distributed.setup(self.t.device)
         self.callbacks = callbacks or [Checkpointer(), ResultsLogger(), EarlyStopping(self.t.patience)]
         self.monitor = Monitor(self.t.monitor or task.monitor)
@@ -76,6 +79,8 @@ class Trainer:
         self.val_loader = build_loader(self.data.val, t.batch_size, train=False, **kw) if self.data.val else None
         self.test_loader = build_loader(self.data.test, t.batch_size, train=False, **kw) if self.data.test else None
         model = self.task.build_model(self.data.classes, pretrained=not t.resume).to(device)
+        if not t.resume:
+            self.cfg.provenance.update(tv_weights.pin(self.cfg.model))
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -153,7 +158,11 @@ class Trainer:
     # -- loop ---------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         try:
+            for note in self.notes:
+                self._log(note)
             self._setup()
+            for note in self.data.notes:
+                self._log(note)
             self._log(self._summary())
             self.t0 = self.clock()
             epoch = self.start_epoch
@@ -164,6 +173,7 @@ class Trainer:
                 if self.dist.is_main:
                     row.update(self.evaluate(self.val_loader))
                     row["time"] = round(self.clock() - self.t0, 1)
+                    self._track_best(row)
                 if epoch - self.start_epoch < 2:
                     self._fit_to_time_limit(epoch, self.clock() - started, requested_epochs)
                 if self.dist.is_main:
@@ -180,6 +190,11 @@ class Trainer:
             return self._finish()
         finally:
             distributed.cleanup()
+
+    def _track_best(self, row: dict[str, Any]) -> None:
+        """Mark ``row["is_best"]`` and count the epochs without improvement of the monitored metric."""
+        row["is_best"] = self.monitor.improved(row)
+        self.epochs_without_improvement = 0 if row["is_best"] else self.epochs_without_improvement + 1
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         set_epoch(self.train_loader, self.t.seed, epoch)

@@ -10,8 +10,10 @@ classifiers) use 0..K-1 as they are.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
@@ -25,8 +27,10 @@ from toolkit.backbones import weights as tv_weights
 from toolkit.backbones.necks import BackboneFPN, SSDFeatures
 from toolkit.data.detection_dataset import objects_only
 from toolkit.errors import ConfigError, WeightsError
+from toolkit.heads.anchors import anchor_sizes
+from toolkit.registry import DETECTORS
+from toolkit.safe_io import load_state_dict_file
 
-ARCHS = ("fasterrcnn", "retinanet", "fcos", "ssdlite")
 BACKGROUND_ARCHS = ("fasterrcnn", "ssdlite")  # softmax over classes + background at index 0
 # (arch, backbone) -> torchvision COCO model whose weights fit our module layout
 COCO_MODELS = {("fasterrcnn", "resnet50"): "fasterrcnn_resnet50_fpn",
@@ -57,59 +61,65 @@ class Detector(nn.Module):
         return [{**d, "labels": d["labels"] - self.offset} for d in out]
 
 
+@dataclass
+class DetectorOptions:
+    """Settings every architecture reads what it needs from (pixels at the model's input size).
+
+    ``min_size``/``max_size``: the model's internal resize (SSDlite: a fixed ``min_size`` square).
+    ``fpn_min_stride``: shallowest FPN level (0 = 4 for Faster R-CNN, 8 else); ``fpn_channels``: its maps' channels.
+    ``box_iou_thresh``: a Faster R-CNN RoI is a positive of the object it overlaps by at least this IoU,
+    background below (torchvision: 0.5). ``anchor_size``: Faster R-CNN / RetinaNet anchor on the finest level,
+    doubling per level; ``anchor_ratios``: their height / width ratios."""
+
+    min_size: int = 320
+    max_size: int = 320
+    box_batch_size_per_image: int = 128
+    box_iou_thresh: float = 0.5
+    fpn_min_stride: int = 0
+    fpn_channels: int = 256
+    anchor_size: int = 32
+    anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0)
+    score_thresh: float = 0.01
+    detections_per_img: int = 100
+
+
 def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretrained: bool | str = False,
-                   trainable_stages: int | None = None, weights: str | None = None, min_size: int = 320,
-                   max_size: int = 320, box_batch_size_per_image: int = 128, box_iou_thresh: float = 0.5,
-                   fpn_min_stride: int = 0, fpn_channels: int = 256, anchor_size: int = 32,
-                   anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                   score_thresh: float = 0.01, detections_per_img: int = 100) -> Detector:
-    """Build ``arch`` on ``create_backbone(backbone_name)`` for ``num_classes`` classes (no background).
+                   trainable_stages: int | None = None, weights: str | None = None, **options: Any) -> Detector:
+    """Build ``arch`` (a ``DETECTORS`` name) on ``create_backbone(backbone_name)`` for ``num_classes`` classes (no
+    background); ``options`` are ``DetectorOptions`` fields.
 
     ``pretrained``: ImageNet backbone weights (see ``create_backbone``). ``weights="coco"``: the
     whole detector from torchvision's COCO weights (resnet50 only), box predictor replaced.
-    ``min_size``/``max_size``: the model's internal resize (pixels; SSDlite uses a fixed
-    ``min_size`` square). ``fpn_min_stride``: shallowest FPN level (0 = 4 for Faster R-CNN, 8 else);
-    ``fpn_channels``: channels of its maps. ``box_iou_thresh``: a Faster R-CNN RoI is a positive of the object it
-    overlaps by at least this IoU, background below (torchvision: 0.5, with 0.5 also its background bound).
-    ``anchor_size``: Faster R-CNN / RetinaNet anchor on the finest level (pixels at the model's input size),
-    doubling per level; ``anchor_ratios``: their height / width ratios (Faster R-CNN, RetinaNet).
     """
-    if arch not in ARCHS:
-        raise ConfigError(f"unknown detector '{arch}'; valid: {', '.join(ARCHS)}")
+    builder = DETECTORS.get(arch)
     coco = _coco_model_name(arch, backbone_name, weights)
     backbone = create_backbone(backbone_name, pretrained=False if coco else pretrained,
                                trainable_stages=trainable_stages)
-    common = {"min_size": min_size, "max_size": max_size}
-    k = num_classes + int(arch in BACKGROUND_ARCHS)
-    if arch == "ssdlite":
-        model = _ssdlite(backbone, k, min_size, score_thresh, detections_per_img)
-    else:
-        min_stride = fpn_min_stride or DEFAULT_MIN_STRIDE[arch]
-        neck = BackboneFPN(backbone, min_stride, "pool" if arch == "fasterrcnn" else "p6p7", fpn_channels)
-        anchors = _anchors(arch, neck.strides, anchor_size, anchor_ratios)
-        if arch == "fasterrcnn":
-            model = _fasterrcnn(neck, anchors, k, box_batch_size_per_image, box_iou_thresh, score_thresh,
-                                detections_per_img, **common)
-        else:
-            cls = RetinaNet if arch == "retinanet" else FCOS
-            model = cls(neck, k, anchor_generator=anchors, score_thresh=score_thresh,
-                        detections_per_img=detections_per_img, **common)
+    model = builder(backbone, num_classes + int(arch in BACKGROUND_ARCHS), DetectorOptions(**options))
     if coco:
         load_coco(model, coco)
     return Detector(model, arch, num_classes)
+
+
+def _neck(backbone: nn.Module, arch: str, o: DetectorOptions) -> BackboneFPN:
+    return BackboneFPN(backbone, o.fpn_min_stride or DEFAULT_MIN_STRIDE[arch],
+                       "pool" if arch == "fasterrcnn" else "p6p7", o.fpn_channels)
 
 
 def _anchors(arch: str, strides: list[int], size: int, ratios: Sequence[float]) -> AnchorGenerator:
     """Anchors as torchvision's COCO models: ``size`` px (default 32) on the finest FPN level, doubling per level,
     with each of ``ratios`` (RetinaNet: x 3 scales); FCOS one point per location (size = stride). Whichever
     stride the finest level has (``fpn_min_stride``), the smallest anchor stays ``size`` px."""
-    if arch == "fasterrcnn":
-        sizes = tuple((size * 2 ** level,) for level in range(len(strides)))
-    elif arch == "retinanet":
-        sizes = tuple(tuple(size * 2 ** level * 2 ** (i / 3) for i in range(3)) for level in range(len(strides)))
-    else:
+    if arch == "fcos":
         return AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
-    return AnchorGenerator(sizes, (tuple(ratios),) * len(strides))
+    return AnchorGenerator(anchor_sizes(arch, len(strides), size), (tuple(ratios),) * len(strides))
+
+
+def fpn_levels(arch: str, fpn_min_stride: int = 0) -> int:
+    """Number of FPN levels ``arch`` predicts from: the stride 4|8 .. 32 stages, plus a pooled level (Faster
+    R-CNN) or P6 and P7 (RetinaNet, FCOS)."""
+    first = fpn_min_stride or DEFAULT_MIN_STRIDE[arch]
+    return int(np.log2(32 // first)) + 1 + (1 if arch == "fasterrcnn" else 2)
 
 
 # Proposals kept per image at inference (torchvision: 1000). 300 is ample for up to ~100 objects per image
@@ -117,24 +127,43 @@ def _anchors(arch: str, strides: list[int], size: int, ratios: Sequence[float]) 
 RPN_PROPOSALS_TEST = 300
 
 
-def _fasterrcnn(neck: BackboneFPN, anchors: AnchorGenerator, k: int, box_batch: int, box_iou: float,
-                score_thresh: float, dets: int, **common: int) -> FasterRCNN:
+def _fasterrcnn(backbone: nn.Module, k: int, o: DetectorOptions) -> FasterRCNN:
+    neck = _neck(backbone, "fasterrcnn", o)
     roi_pool = MultiScaleRoIAlign(featmap_names=neck.levels, output_size=7, sampling_ratio=2)
-    return FasterRCNN(neck, k, rpn_anchor_generator=anchors, box_roi_pool=roi_pool,
-                      box_batch_size_per_image=box_batch, box_fg_iou_thresh=box_iou, box_bg_iou_thresh=box_iou,
-                      box_score_thresh=score_thresh, box_detections_per_img=dets,
-                      rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, **common)
+    return FasterRCNN(neck, k, rpn_anchor_generator=_anchors("fasterrcnn", neck.strides, o.anchor_size, o.anchor_ratios),
+                      box_roi_pool=roi_pool, box_batch_size_per_image=o.box_batch_size_per_image,
+                      box_fg_iou_thresh=o.box_iou_thresh, box_bg_iou_thresh=o.box_iou_thresh,
+                      box_score_thresh=o.score_thresh, box_detections_per_img=o.detections_per_img,
+                      rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, min_size=o.min_size, max_size=o.max_size)
 
 
-def _ssdlite(backbone: nn.Module, k: int, size: int, score_thresh: float, dets: int) -> SSD:
+def _one_stage(cls: type) -> Any:
+    """RetinaNet / FCOS on the p6p7 FPN."""
+    arch = cls.__name__.lower()
+
+    def build(backbone: nn.Module, k: int, o: DetectorOptions) -> nn.Module:
+        neck = _neck(backbone, arch, o)
+        return cls(neck, k, anchor_generator=_anchors(arch, neck.strides, o.anchor_size, o.anchor_ratios),
+                   score_thresh=o.score_thresh, detections_per_img=o.detections_per_img, min_size=o.min_size,
+                   max_size=o.max_size)
+    return build
+
+
+def _ssdlite(backbone: nn.Module, k: int, o: DetectorOptions) -> SSD:
     features = SSDFeatures(backbone)
     n_maps = len(features.out_channels)
     anchors = DefaultBoxGenerator([[2, 3]] * n_maps, min_ratio=0.2, max_ratio=0.95)
     norm = torch.nn.BatchNorm2d
     head = SSDLiteHead(features.out_channels, anchors.num_anchors_per_location(), k, norm)
-    return SSD(features, anchors, (size, size), k, head=head, score_thresh=score_thresh,
-               detections_per_img=dets, topk_candidates=300, image_mean=[0.485, 0.456, 0.406],
+    return SSD(features, anchors, (o.min_size, o.min_size), k, head=head, score_thresh=o.score_thresh,
+               detections_per_img=o.detections_per_img, topk_candidates=300, image_mean=[0.485, 0.456, 0.406],
                image_std=[0.229, 0.224, 0.225])
+
+
+DETECTORS.register("fasterrcnn", _fasterrcnn)
+DETECTORS.register("retinanet", _one_stage(RetinaNet))
+DETECTORS.register("fcos", _one_stage(FCOS))
+DETECTORS.register("ssdlite", _ssdlite)
 
 
 def _coco_model_name(arch: str, backbone: str, weights: str | None) -> str | None:
@@ -151,8 +180,6 @@ def _coco_model_name(arch: str, backbone: str, weights: str | None) -> str | Non
 
 def load_coco(model: nn.Module, tv_name: str) -> None:
     """Load torchvision's COCO weights for ``tv_name`` into our ``model``, except the box predictor."""
-    from toolkit.engine.checkpoint import load_state_dict_file  # the one place that reads torch files
-
     path = tv_weights.ensure_cached(tv_name, tv_weights.resolve(tv_name, True))
     state = {k.replace("backbone.body.", "backbone.body.body.", 1): v for k, v in load_state_dict_file(path).items()
              if not k.startswith(PREDICTOR_KEYS)}

@@ -3,10 +3,9 @@ backbones -> COCO mAP (torchmetrics with the pycocotools backend).
 
 Sizes: every image is resized so its longest side is ``data.img_size`` (boxes follow); the model's
 own resize is then a no-op (``min_size = max_size = img_size``). Large images at prediction time:
-with ``data.predict_tile`` > 0 an image larger than the tile is cut into tiles (25% overlap), each
-tile is resized like a training image, boxes touching an inner tile edge are dropped (the
-neighbouring tile sees that object whole) and the rest are merged with class-wise NMS. Built-in
-``nuclei`` sets ``predict_tile`` to its 128-px training tiles.
+with ``data.predict_tile`` > 0 an image larger than the tile is predicted in overlapping tiles merged
+with class-wise NMS (``inference/tiles.py``). Built-in ``nuclei`` sets ``predict_tile`` to its 128-px
+training tiles. Test-time views (``model.tta``): ``inference/tta.py``.
 """
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
-from torchvision.ops import batched_nms
 
 from toolkit.config import Config
 from toolkit.data import nuclei
@@ -28,25 +26,26 @@ from toolkit.data.detection_check import load
 from toolkit.data.detection_dataset import DetectionDataset, collate, objects_only
 from toolkit.data.formats.detection import DetectionData
 from toolkit.data.image_io import read_image
+from toolkit.data.splits import take, val_holdout
 from toolkit.data.transforms import Augment, detection_pipeline
 from toolkit.errors import ConfigError
 from toolkit.heads.detection import build_detector
-from toolkit.heads.detection_tta import check_tta, detect_tta
-from toolkit.registry import TASKS
+from toolkit.inference.tiles import TiledDetector
+from toolkit.inference.tta import DetectionTTA, check_tta
+from toolkit.tasks.detect_fit import fit_sizes
 from toolkit.tasks.base import DataBundle
-from toolkit.viz_detect import plot_pr_curve, plot_samples, save_annotated
+from toolkit.viz.detect import plot_pr_curve, plot_samples, save_annotated
 
 N_PLOT_SAMPLES = 8
 # pycocotools' own float64 thresholds (torchmetrics' defaults are float32-rounded, which moves IoU ties)
 COCO_IOUS = np.linspace(0.5, 0.95, 10).tolist()
 COCO_RECALLS = np.linspace(0.0, 1.0, 101).tolist()
-TILE_BATCH = 16
 
 
 @dataclass
 class DetectData(Augment):
     source: str = "nuclei"  # built-in name or a COCO / YOLO / VOC dataset path
-    img_size: int = 320  # longest image side in pixels after resizing; 0 = native size
+    img_size: int = 320  # longest image side in pixels after resizing; 0 = fitted to the training images
     crop: float = 0.0  # train: random crop of up to this fraction from each border, resized back (zoom)
     min_visibility: float = 0.3  # augmented boxes keeping less of their area are dropped
     min_side: float = 0.0  # augmented boxes with a side under this (pixels at img_size) are dropped
@@ -57,7 +56,7 @@ class DetectData(Augment):
 @dataclass
 class DetectModel:
     arch: str = "fasterrcnn"  # fasterrcnn | retinanet | fcos | ssdlite
-    backbone: str = "resnet18"
+    backbone: str = "resnet18"  # any of `toolkit.list_models()`, e.g. mobilenet_v2, resnet50, efficientnet_b0
     pretrained: bool | str = False  # ImageNet backbone: true | enum name | .pth/.safetensors path
     weights: str = ""  # "coco": torchvision's COCO detector weights (resnet50 + fasterrcnn/retinanet/fcos)
     trainable_stages: int | None = None  # None = every backbone stage trains
@@ -65,7 +64,7 @@ class DetectModel:
     max_size: int = 0
     fpn_min_stride: int = 0  # shallowest FPN level; 0 = 4 (fasterrcnn) or 8 (retinanet, fcos)
     fpn_channels: int = 256  # channels of every FPN level (and so of the RPN / box head inputs)
-    anchor_size: int = 32  # Faster R-CNN / RetinaNet anchor on the finest FPN level (px), doubling per level
+    anchor_size: int = 32  # Faster R-CNN / RetinaNet anchor on the finest FPN level (px), doubling per level; 0 = fitted
     anchor_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor height / width
     box_batch_size_per_image: int = 128  # Faster R-CNN RoIs sampled per image for the box head
     box_iou_thresh: float = 0.5  # Faster R-CNN RoIs overlapping an object at least this much are its positives
@@ -126,15 +125,17 @@ class DetectTask:
         if d.source == "nuclei":
             source = nuclei.prepare_nuclei(data_dir("nuclei")) / "coco"
             d.predict_tile = d.predict_tile or nuclei.TILE  # resolved into the saved config
-        data = load(source)
+        notes: list[str] = []  # what the reader inferred, then the fitted sizes
+        data = load(source, notes)
         if "val" not in data:
             data["train"], data["val"] = _holdout(data["train"], d.val_split, self.cfg.train.seed)
         self.classes = next(iter(data.values())).classes
+        notes += fit_sizes(self.cfg, data["train"]) if "train" in data else []
         datasets = {s: DetectionDataset(data[s], self.transform(train=s == "train"))
                     for s in ("train", "val", "test") if s in data and s in splits}
         info = {s: v.describe() for s, v in data.items()}
         return DataBundle(datasets.get("train"), datasets.get("val"), datasets.get("test"),
-                          classes=self.classes, collate=collate, info=info)
+                          classes=self.classes, collate=collate, info=info, notes=notes)
 
     def transform(self, train: bool) -> Any:
         d = self.cfg.data
@@ -175,7 +176,7 @@ class DetectTask:
     def eval_step(self, model: nn.Module, batch: dict[str, Any]) -> None:
         was_training = model.training
         model.eval()
-        found = detect_tta(model, batch["images"], self.tta)
+        found = DetectionTTA(self.tta)(batch["images"], model)
         preds = [{k: _fp32(v.detach().cpu()) for k, v in p.items()} for p in found]
         model.train(was_training)
         targets = [{k: v.cpu() for k, v in t.items()} for t in batch["targets"]]
@@ -222,66 +223,22 @@ class DetectTask:
         return {"image": read_image(path, 3), "source": str(path)}
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, samples: list[dict[str, Any]], conf: float = 0.25, iou: float = 0.5,
-                tta: str = "", **_: Any) -> list[DetectResult]:
+    def predict(self, model: nn.Module, samples: list[dict[str, Any]], *, conf: float = 0.25, iou: float = 0.5,
+                tta: str = "") -> list[DetectResult]:
         """Detections with score >= ``conf`` after class-wise NMS at ``iou``, in original pixels.
-        ``tta``: test-time views (``heads/detection_tta.py``); "" = the checkpoint's ``model.tta``."""
+        ``tta``: test-time views (``inference/tta.py``); "" = the checkpoint's ``model.tta``."""
         tta = tta or self.cfg.model.tta
         was_training = model.training
         model.eval()
-        results = [self._predict_image(model, s, conf, iou, tta) for s in samples]
+        tiles = TiledDetector(self.cfg.data.predict_tile, self.transform(train=False), DetectionTTA(tta), conf, iou)
+        results = []
+        for sample in samples:
+            image = _rgb(sample["image"])
+            found = {k: v.numpy() for k, v in tiles(image, model).items()}
+            results.append(DetectResult(sample.get("source", ""), image, found["boxes"], found["scores"],
+                                        found["labels"], self.classes))
         model.train(was_training)
         return results
-
-    def _predict_image(self, model: nn.Module, sample: dict[str, Any], conf: float, iou: float,
-                       tta: str) -> DetectResult:
-        image = _rgb(sample["image"])
-        h, w = image.shape[:2]
-        tile = self.cfg.data.predict_tile
-        windows = tile_windows(h, w, tile) if tile and max(h, w) > tile else [(0, 0, h, w)]
-        pipeline = self.transform(train=False)
-        device = next(model.parameters()).device
-        found = []
-        for start in range(0, len(windows), TILE_BATCH):
-            chunk = windows[start:start + TILE_BATCH]
-            crops = [pipeline({"image": image[y:y + th, x:x + tw], "boxes": np.zeros((0, 4), np.float32),
-                               "labels": np.zeros(0, np.int64)})["image"] for y, x, th, tw in chunk]
-            dets = detect_tta(model, [c.to(device) for c in crops], tta)
-            for (y, x, th, tw), crop, det in zip(chunk, crops, dets):
-                found.append(_to_window(det, crop.shape[1:], (y, x, th, tw), (h, w)))
-        boxes, scores, labels = (torch.cat([f[i] for f in found]) for i in range(3))
-        keep = scores >= conf
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        keep = batched_nms(boxes, scores, labels, iou)
-        return DetectResult(sample.get("source", ""), image, boxes[keep].numpy(), scores[keep].numpy(),
-                            labels[keep].numpy(), self.classes)
-
-
-def tile_windows(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """(y, x, height, width) windows of ``tile`` px with >= 25% overlap covering an h x w image."""
-    def starts(n: int) -> list[int]:
-        if n <= tile:
-            return [0]
-        step = tile - tile // 4
-        return sorted(set(list(range(0, n - tile, step)) + [n - tile]))
-    return [(y, x, min(tile, h), min(tile, w)) for y in starts(h) for x in starts(w)]
-
-
-def _to_window(det: dict[str, torch.Tensor], shape: tuple[int, int], window: tuple[int, int, int, int],
-               image_hw: tuple[int, int], margin: float = 2.0) -> tuple[torch.Tensor, ...]:
-    """Map detections on a resized crop back to image pixels; drop boxes cut by an inner tile edge."""
-    y, x, th, tw = window
-    boxes = det["boxes"].cpu() * torch.tensor([tw / shape[1], th / shape[0]] * 2) + torch.tensor([x, y, x, y])
-    keep = torch.ones(len(boxes), dtype=torch.bool)
-    if x > 0:
-        keep &= boxes[:, 0] > x + margin
-    if y > 0:
-        keep &= boxes[:, 1] > y + margin
-    if x + tw < image_hw[1]:
-        keep &= boxes[:, 2] < x + tw - margin
-    if y + th < image_hw[0]:
-        keep &= boxes[:, 3] < y + th - margin
-    return boxes[keep], det["scores"].cpu()[keep], det["labels"].cpu()[keep]
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -301,15 +258,7 @@ def _fp32(t: torch.Tensor) -> torch.Tensor:
 
 
 def _holdout(data: DetectionData, fraction: float, seed: int) -> tuple[DetectionData, DetectionData]:
-    """Seeded random split of the images: (train, held out ``fraction``, at least one image)."""
-    n = len(data.records)
-    if n < 2 or fraction <= 0:
-        raise ConfigError(f"the dataset has no val split and {n} training images; add a val split or "
-                          "set data.val_split in (0, 1)")
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * fraction)))
-    pick = lambda idx: DetectionData(data.classes, [data.records[i] for i in sorted(idx)])  # noqa: E731
-    return pick(order[n_val:]), pick(order[:n_val])
+    """Seeded random split of the images (``val_holdout``): (train, held out ``fraction``, at least one image)."""
+    train, val = val_holdout(len(data.records), fraction, seed)
+    return DetectionData(data.classes, take(data.records, train)), DetectionData(data.classes, take(data.records, val))
 
-
-TASKS.register("detect", DetectTask)
