@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, Path, Path]:
-    from tests.detection.conftest import make_split
+    from tests.helpers.detection import make_split
     from toolkit.data.formats.coco import write_coco
 
     work = tmp_path_factory.mktemp("detect_cli")

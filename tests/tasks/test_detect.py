@@ -14,7 +14,8 @@ from toolkit.config import build
 from toolkit.data.detection_check import check
 from toolkit.data.detection_dataset import collate
 from toolkit.data.nuclei import prepare_nuclei
-from toolkit.tasks.detect import DetectData, DetectModel, DetectTask, tile_windows
+from toolkit.inference.tiles import tile_windows
+from toolkit.tasks.detect import DetectData, DetectModel, DetectTask
 
 
 def _task(**data: object) -> DetectTask:
@@ -87,16 +88,6 @@ class _CenterBox(nn.Module):
             out.append({"boxes": torch.tensor([[0.4 * w, 0.4 * h, 0.6 * w, 0.6 * h]]),
                         "scores": torch.tensor([0.9]), "labels": torch.tensor([1])})
         return out
-
-
-def test_tile_windows_cover_the_image_with_overlap() -> None:
-    windows = tile_windows(300, 200, 128)
-    covered = np.zeros((300, 200), bool)
-    for y, x, h, w in windows:
-        assert (h, w) == (128, 128) and y + h <= 300 and x + w <= 200
-        covered[y:y + h, x:x + w] = True
-    assert covered.all()
-    assert tile_windows(100, 60, 128) == [(0, 0, 100, 60)]
 
 
 def test_large_images_are_predicted_in_tiles_in_original_pixels(tmp_path: Path) -> None:

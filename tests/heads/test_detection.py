@@ -7,11 +7,12 @@ import torch
 
 import toolkit.backbones  # noqa: F401  (registers the backbones)
 from toolkit.errors import ConfigError
-from toolkit.heads.detection import ARCHS, build_detector
+from toolkit.heads.detection import build_detector
+from toolkit.registry import DETECTORS
 
 SIZE = 64
 FEW = ("resnet18", "mobilenet_v3_large", "simple_cnn")  # stride 2-32 torchvision, and stride 2-8 only
-PAIRS = [(a, b) for a in ARCHS for b in FEW]
+PAIRS = [(a, b) for a in DETECTORS.names() for b in FEW]
 
 
 @pytest.mark.parametrize("arch, backbone", PAIRS)
@@ -64,7 +65,7 @@ def test_anchor_ratios_and_fpn_channels_reach_the_heads() -> None:
 def test_coco_weights_only_for_known_pairs() -> None:
     with pytest.raises(ConfigError, match="valid pairs: fasterrcnn\\+resnet50"):
         build_detector("ssdlite", "mobilenet_v2", 1, weights="coco")
-    with pytest.raises(ConfigError, match="unknown detector 'yolo'"):
+    with pytest.raises(ConfigError, match="unknown detector architecture 'yolo'"):
         build_detector("yolo", "resnet18", 1)
 
 
