@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from toolkit.data.image_io import DICOM_SUFFIXES, IMAGE_SUFFIXES, image_size
+from toolkit.data.image_io import DICOM_SUFFIXES, IMAGE_SUFFIXES, image_size, pixel_limit
 from toolkit.data.splits import take, val_holdout
 from toolkit.errors import DataError
 
@@ -44,7 +44,7 @@ def read_mask(path: Path) -> np.ndarray:
 
             array = tifffile.imread(path)
         else:
-            with Image.open(path) as img:
+            with pixel_limit(), Image.open(path) as img:  # the same decompression-bomb limit as images
                 array = np.asarray(img)
     except FileNotFoundError:
         raise DataError(f"mask not found: {path}") from None
