@@ -111,10 +111,6 @@ def user_keys(overrides: list[str]) -> set[str]:
             if isinstance(values, dict) for key in values}
 
 
-def from_dict(d: dict[str, Any], data_cls: type, model_cls: type) -> Config:
-    return build(d["task"], data_cls, model_cls, [d])
-
-
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")

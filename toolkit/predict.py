@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
 import typing
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -140,23 +139,8 @@ class Predictor:
         if min(volume.shape) < 2:
             raise DataError(f"{source} is a 2D image (shape {volume.shape}); the segment3d model needs a 3D scan "
                             "with several slices")
-        model = self.model if progress is None else _Reporting(self.model, self._window_batches(volume), progress)
-        (result,) = self.task.predict(model, [{"volume": volume, "source": source}], progress=False)
+        (result,) = self.task.predict(self.model, [{"volume": volume, "source": source}], progress=progress or False)
         return result
-
-    def _window_batches(self, volume: Any) -> int:
-        """Model calls of MONAI's sliding window on ``volume`` (RAS order, resampled, padded to the roi)."""
-        from monai.data.utils import dense_patch_slices
-        from nibabel.orientations import io_orientation
-
-        d, m = self.task.cfg.data, self.task.cfg.model
-        shape, spacing = [0] * 3, [0.0] * 3
-        for axis, (target, _) in enumerate(io_orientation(volume.affine)):
-            shape[int(target)], spacing[int(target)] = volume.shape[axis], volume.spacing[axis]
-        size = [n * s / t for n, s, t in zip(shape, spacing, d.spacing)] if d.spacing else shape
-        size = [max(round(n), r) for n, r in zip(size, d.roi)]
-        interval = [r if r == n else max(int(r * (1 - m.overlap)), 1) for r, n in zip(d.roi, size)]
-        return math.ceil(len(dense_patch_slices(size, d.roi, interval)) / m.sw_batch_size)
 
     def _run(self, batch: list[dict[str, Any]], options: dict[str, Any], on_error: OnError | None) -> list[Any]:
         """The task's predictions for ``batch``; with ``on_error``, a failing batch is retried one input at a time
@@ -189,20 +173,6 @@ class Predictor:
         """The task's ``expand_input(path)`` if it has one (e.g. a DICOM folder is one scan), else ``expand``."""
         hook = getattr(self.task, "expand_input", None)
         return hook(path) if hook else expand(path, IMAGE_SUFFIXES)
-
-
-class _Reporting(nn.Module):
-    """The model, calling ``report(fraction done)`` after each of its ``total`` calls."""
-
-    def __init__(self, model: nn.Module, total: int, report: Callable[[float], None]) -> None:
-        super().__init__()
-        self.model, self.total, self.report, self.done = model, max(total, 1), report, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        self.done += 1
-        self.report(min(self.done / self.total, 1.0))
-        return out
 
 
 def _guarded(source: str, make: Callable[[], Any], on_error: OnError | None) -> Any:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from toolkit.errors import ConfigError
-from toolkit.inference.tta import VIEWS, DetectionTTA, detect_tta, from_view, to_view
+from toolkit.inference.tta import VIEWS, DetectionTTA, from_view, to_view
 
 BOX = [3.0, 5.0, 18.0, 12.0]  # xyxy of the bright patch: off-centre and not square
 
@@ -34,7 +34,7 @@ def test_each_view_maps_its_boxes_back_to_the_image(view) -> None:
 
 @pytest.mark.parametrize("mode", ["hflip", "d4"])
 def test_fused_views_agree_with_the_plain_detection(mode) -> None:
-    (fused,) = detect_tta(bright_patch_detector, [_image()], mode)
+    (fused,) = DetectionTTA(mode)([_image()], bright_patch_detector)
     torch.testing.assert_close(fused["boxes"], torch.tensor([BOX]))
     assert fused["scores"].tolist() == pytest.approx([0.9]) and fused["labels"].tolist() == [1]
 
@@ -44,17 +44,17 @@ def test_a_box_only_some_views_find_scores_lower() -> None:
         return [d if d["boxes"][0, 0] < x.shape[-1] / 2 else {k: v[:0] for k, v in d.items()}
                 for x, d in zip(images, bright_patch_detector(images))]
 
-    (fused,) = detect_tta(upright_only, [_image()], "hflip")
+    (fused,) = DetectionTTA("hflip")([_image()], upright_only)
     torch.testing.assert_close(fused["boxes"], torch.tensor([BOX]))
     assert fused["scores"].tolist() == pytest.approx([0.45])  # found by 1 of 2 views
 
 
 def test_none_is_one_plain_call_and_unknown_modes_are_refused() -> None:
     calls = []
-    detect_tta(lambda images: calls.append(len(images)) or bright_patch_detector(images), [_image()] * 2, "none")
+    DetectionTTA("none")([_image()] * 2, lambda images: calls.append(len(images)) or bright_patch_detector(images))
     assert calls == [2]
     with pytest.raises(ConfigError, match="unknown model.tta 'flips'; valid: none, hflip, d4"):
-        detect_tta(bright_patch_detector, [_image()], "flips")
+        DetectionTTA("flips")([_image()], bright_patch_detector)
 
 
 def test_views_that_disagree_keep_no_more_boxes_than_one_view_returns() -> None:
@@ -66,7 +66,7 @@ def test_views_that_disagree_keep_no_more_boxes_than_one_view_returns() -> None:
                 for _ in images]
     scattered.calls = 0
 
-    (fused,) = detect_tta(scattered, [torch.zeros(3, 100, 100)], "d4")
+    (fused,) = DetectionTTA("d4")([torch.zeros(3, 100, 100)], scattered)
     assert len(fused["scores"]) == 2 and fused["scores"].tolist() == sorted(fused["scores"].tolist(), reverse=True)
     assert fused["scores"][0] == pytest.approx((0.9 - 0.01) / 8)  # the best box, found by one view of eight
 

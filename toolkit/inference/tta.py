@@ -4,8 +4,7 @@ boxes back to the image and fuse them with weighted boxes fusion (``ensemble_box
 IoU >= ``FUSION_IOU``; its score is their mean, scaled down when fewer views than all found it.
 
 Modes: ``none``; ``hflip`` (2 views); ``d4`` (8 views: every flip and 90-degree turn, for images with
-no up or left, e.g. microscopy). ``DetectionTTA(mode)(images, model)`` is the inferer (MONAI's shape);
-``detect_tta(model, images, mode)`` the same as a function.
+no up or left, e.g. microscopy). ``DetectionTTA(mode)(images, model)`` is the inferer (MONAI's shape).
 """
 from __future__ import annotations
 
@@ -51,25 +50,19 @@ def from_view(boxes: torch.Tensor, view_hw: tuple[int, int], transpose: bool, hf
     return torch.stack((y1, x1, y2, x2) if transpose else (x1, y1, x2, y2), -1)
 
 
-def detect_tta(model: Detector, images: list[torch.Tensor], mode: str) -> Detections:
-    """``model`` (an eval-mode detector) on every view of ``images`` ((C, H, W) each), fused per image into
-    ``{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,)}``, N at most what one view returns
-    (the detector's ``detections_per_img``). ``none`` is one plain call."""
-    views = VIEWS[check_tta(mode)]
-    if len(views) == 1:
-        return model(images)
-    per_view = [model([to_view(x, *v) for x in images]) for v in views]
-    return [_fuse(x, [dets[i] for dets in per_view], views) for i, x in enumerate(images)]
-
-
 class DetectionTTA:
-    """``tta(images, model)``: ``detect_tta`` with the mode checked once, when the inferer is made."""
+    """``tta(images, model)``: ``model`` (an eval-mode detector) on every view of ``images`` ((C, H, W) each), fused
+    per image into ``{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,)}``, N at most what one view
+    returns (the detector's ``detections_per_img``). ``none`` is one plain call; the mode is checked when made."""
 
     def __init__(self, mode: str = "none") -> None:
-        self.mode = check_tta(mode)
+        self.views = VIEWS[check_tta(mode)]
 
     def __call__(self, images: list[torch.Tensor], model: Detector) -> Detections:
-        return detect_tta(model, images, self.mode)
+        if len(self.views) == 1:
+            return model(images)
+        per_view = [model([to_view(x, *v) for x in images]) for v in self.views]
+        return [_fuse(x, [dets[i] for dets in per_view], self.views) for i, x in enumerate(images)]
 
 
 def _fuse(image: torch.Tensor, dets: Detections, views: list[tuple[bool, bool, bool]]) -> dict[str, torch.Tensor]:

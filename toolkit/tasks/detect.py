@@ -20,8 +20,7 @@ from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
 from toolkit.config import Config
-from toolkit.data import nuclei
-from toolkit.data.builtin import data_dir
+from toolkit.data import builtin, nuclei
 from toolkit.data.detection_check import load
 from toolkit.data.detection_dataset import DetectionDataset, collate, objects_only
 from toolkit.data.formats.detection import DetectionData
@@ -123,7 +122,7 @@ class DetectTask:
         d = self.cfg.data
         source = Path(d.source)
         if d.source == "nuclei":
-            source = nuclei.prepare_nuclei(data_dir("nuclei")) / "coco"
+            source = builtin.prepare("nuclei") / "coco"
             d.predict_tile = d.predict_tile or nuclei.TILE  # resolved into the saved config
         notes: list[str] = []  # what the reader inferred, then the fitted sizes
         data = load(source, notes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -279,9 +279,10 @@ class Segment3DTask:
         return to_meta_tensor(array, volume.affine)
 
     def predict(self, model: nn.Module, samples: list[dict[str, Any]], *, overlap: float | None = None,
-                progress: bool = True) -> list[Segment3DResult]:
+                progress: bool | Callable[[float], None] = True) -> list[Segment3DResult]:
         """Sliding-window segmentation of each scan; masks come back on the scan's own grid. ``overlap``: of the
-        windows (fraction; default ``model.overlap``); ``progress``: show a bar with the ETA."""
+        windows (fraction; default ``model.overlap``); ``progress``: show a bar with the ETA, or a callable given
+        the fraction of the windows done after each model call."""
         m, results = self.cfg.model, []
         if overlap is not None and not 0 <= overlap < 1:
             raise ConfigError(f"overlap={overlap} must be in [0, 1): the fraction of a window its neighbours share")
