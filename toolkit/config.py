@@ -8,52 +8,69 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
+import operator
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from annotated_types import Ge, Gt, Interval, Le, Lt
 
 from toolkit.errors import ConfigError
 
 RECIPES = Path(__file__).parent / "configs"
+
+# Ranges of numeric keys (``typing.Annotated`` with annotated-types bounds), checked when a config is built
+PositiveInt = Annotated[int, Ge(1)]
+NonNegativeInt = Annotated[int, Ge(0)]  # where 0 means auto / off / none, as the key's comment says
+PositiveFloat = Annotated[float, Gt(0)]
+NonNegativeFloat = Annotated[float, Ge(0)]
+Probability = Annotated[float, Interval(ge=0, le=1)]
+Fraction = Annotated[float, Interval(ge=0, lt=1)]  # a share that leaves something over, e.g. data.val_split
+Stages = Annotated[int | None, Ge(0)]  # backbone stages that train; None = all
+_BOUNDS = {Ge: ("ge", operator.ge, ">="), Gt: ("gt", operator.gt, ">"), Le: ("le", operator.le, "<="),
+           Lt: ("lt", operator.lt, "<")}
 
 
 @dataclass
 class TrainConfig:
     """The loop: optimisation, precision, devices, logging. Units: epochs, minutes, seconds."""
 
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 64
     optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    momentum: float = 0.9  # sgd only
-    warmup_epochs: float = 1.0
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.05
+    momentum: Fraction = 0.9  # sgd only
+    warmup_epochs: NonNegativeFloat = 1.0
     scheduler: str = "cosine"  # cosine | constant
-    min_lr_ratio: float = 0.01  # final lr = lr * min_lr_ratio
-    label_smoothing: float = 0.0
-    grad_accum: int = 1
-    clip_grad: float = 0.0  # max grad norm; 0 = off
+    min_lr_ratio: Probability = 0.01  # final lr = lr * min_lr_ratio
+    label_smoothing: Probability = 0.0
+    grad_accum: PositiveInt = 1
+    clip_grad: NonNegativeFloat = 0.0  # max grad norm; 0 = off
     amp: str = "none"  # none | bf16 | fp16 (fp16 uses a GradScaler, CUDA only) | auto (bf16 where native)
     channels_last: bool = False
-    ema: float = 0.0  # EMA decay of the weights, e.g. 0.999; 0 = off
-    patience: int = 0  # early stopping: epochs without improvement; 0 = off
+    ema: Fraction = 0.0  # EMA decay of the weights, e.g. 0.999; 0 = off
+    patience: NonNegativeInt = 0  # early stopping: epochs without improvement; 0 = off
     monitor: str = ""  # metric for best.pt / early stop; "" = the task's default
-    time_limit: float = 0.0  # minutes of training; 0 = no limit
+    time_limit: NonNegativeFloat = 0.0  # minutes of training; 0 = no limit
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
-    workers: int = -1  # data loader processes; -1 = auto
-    threads: int = 0  # torch intra-op threads on CPU; 0 = torch default
-    seed: int = 0
+    workers: Annotated[int, Ge(-1)] = -1  # data loader processes; -1 = auto
+    threads: NonNegativeInt = 0  # torch intra-op threads on CPU; 0 = torch default
+    seed: Annotated[int, Interval(ge=0, lt=2**32)] = 0
     deterministic: bool = False
     resume: str = ""  # path to weights/last.pt
     project: str = "runs"
     name: str = ""  # run name; "" = exp, exp2, ...
     exist_ok: bool = False
     progress: bool = True
+    folds: NonNegativeInt = 0  # k-fold cross-validation: K runs in <run>/fold0 ... and a summary.csv; 0 = one run
+    fold: Annotated[int, Ge(-1)] = -1  # with train.folds: train this fold only (0..K-1); -1 = all
+    logger: str = "auto"  # tracking: auto (tensorboard if installed) | tensorboard | mlflow | none | tensorboard,mlflow
 
 
 @dataclass
@@ -158,12 +175,19 @@ def _set(obj: Any, section: str, key: str, value: Any) -> None:
         hint = f" Did you mean '{section}.{close[0]}'?" if close else ""
         raise ConfigError(f"unknown key '{section}.{key}'.{hint} Valid keys: "
                           + ", ".join(f"{section}.{k}" for k in fields))
-    hint = typing.get_type_hints(type(obj))[key]
+    hint = typing.get_type_hints(type(obj), include_extras=True)[key]
     setattr(obj, key, coerce(value, hint, f"{section}.{key}"))
 
 
 def coerce(value: Any, hint: Any, name: str) -> Any:
-    """Cast ``value`` to the annotated type; unions keep values any member accepts."""
+    """Cast ``value`` to the annotated type; unions keep values any member accepts. ``Annotated`` bounds
+    (annotated-types ``Ge``, ``Gt``, ``Le``, ``Lt``, ``Interval``) are checked on the cast value (None passes)."""
+    if typing.get_origin(hint) is Annotated:
+        base, *bounds = typing.get_args(hint)
+        value = coerce(value, base, name)
+        if value is not None:
+            _check_bounds(value, bounds, name)
+        return value
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         for member in typing.get_args(hint):
             try:
@@ -184,9 +208,12 @@ def coerce(value: Any, hint: Any, name: str) -> Any:
         if isinstance(value, bool) or (origin is int and isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{name}={value!r} must be a{'n integer' if origin is int else ' number'}")
         try:
-            return origin(value)
+            number = origin(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}={value!r} must be a{'n integer' if origin is int else ' number'}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{name}={value!r} must be a finite number")
+        return number
     if origin is str:
         if isinstance(value, (dict, list, bool)) or value is None:
             raise ConfigError(f"{name}={value!r} must be a string")
@@ -195,12 +222,27 @@ def coerce(value: Any, hint: Any, name: str) -> Any:
         if not isinstance(value, (list, tuple)):
             value = [value]
         args = typing.get_args(hint)
-        return origin(coerce(v, args[0], name) for v in value) if args else origin(value)
+        return origin(coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(value)) if args else origin(value)
     if hint is type(None):
         if value is None:
             return None
         raise ConfigError(f"{name}={value!r} must be null")
     return value
+
+
+def _check_bounds(value: float, bounds: list[Any], name: str) -> None:
+    """A ConfigError such as ``train.batch_size=-1 must be >= 1`` unless ``value`` is within every bound."""
+    found = [(b, *_BOUNDS[type(b)]) for group in bounds for b in (group if isinstance(group, Interval) else [group])
+             if type(b) in _BOUNDS]
+    if all(test(value, getattr(b, attr)) for b, attr, test, _ in found):
+        return
+    limits = {attr[0]: (attr, getattr(b, attr)) for b, attr, _, _ in found}  # "g": lower, "l": upper
+    if len(limits) == 2:
+        (lo_attr, lo), (hi_attr, hi) = limits["g"], limits["l"]
+        text = f"in {'[' if lo_attr == 'ge' else '('}{lo!r}, {hi!r}{']' if hi_attr == 'le' else ')'}"
+    else:
+        text = " and ".join(f"{symbol} {getattr(b, attr)!r}" for b, attr, _, symbol in found)
+    raise ConfigError(f"{name}={value!r} must be {text}")
 
 
 def describe(cfg: Config) -> list[tuple[str, Any, str]]:

@@ -23,3 +23,7 @@ class CheckpointError(ToolkitError):
 
 class TrainingError(ToolkitError):
     """Training cannot go on (e.g. the loss became NaN/Inf)."""
+
+
+class DiskFullError(ToolkitError):
+    """A file cannot be written because its disk (or quota) is full."""

@@ -40,8 +40,11 @@ def test_resume_gives_the_same_final_metrics(tmp_path: Path) -> None:
     assert resumed["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-6)
     rows = (tmp_path / "classify" / "b" / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 4  # header + epochs 1..3 in the resumed run's own directory
-    with pytest.raises(Exception, match="raise train.epochs"):
-        fit(tmp_path, f"train.resume={ckpt.parent / 'last.pt'}", "train.epochs=3")
+    again = fit(tmp_path, f"train.resume={ckpt}", "train.epochs=3")  # finished: only the final evaluation runs
+    assert again["accuracy"] == resumed["accuracy"]
+    assert len((ckpt.parent.parent / "results.csv").read_text().split()) == 4
+    with pytest.raises(Exception, match="raise train.epochs"):  # not the run's latest checkpoint: nothing to go on with
+        fit(tmp_path, f"train.resume={ckpt.parent / 'best.pt'}", "train.epochs=3")
     fit(tmp_path, "train.epochs=2", "train.name=b", "train.exist_ok=true")  # a new run in the same directory
     assert [r.split(",")[0] for r in (tmp_path / "classify" / "b" / "results.csv").read_text().splitlines()[1:]] \
         == ["1", "2"]
@@ -64,6 +67,31 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> No
     last = checkpoint.load(tmp_path / "classify" / "exp" / "weights" / "last.pt")
     assert last["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+
+
+class InfVarianceInSecondEpoch(ClassifyTask):
+    """From step 7 (digits limited to 300: 5 steps per epoch) a BatchNorm variance is inf; the loss stays finite
+    (training normalises with batch statistics), the weights and buffers are not."""
+
+    steps = 0
+
+    def train_step(self, model, batch):
+        InfVarianceInSecondEpoch.steps += 1
+        if InfVarianceInSecondEpoch.steps == 7:
+            next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var.fill_(float("inf"))
+        return super().train_step(model, batch)
+
+
+def test_non_finite_weights_or_buffers_stop_before_they_are_saved(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match=r"running_var became NaN/Inf in epoch 2; stopped. The last good "
+                                            r"checkpoint is .*last\.pt"):
+        fit(tmp_path, "train.epochs=3", "data.limit=300", task_cls=InfVarianceInSecondEpoch)
+    last = checkpoint.load(tmp_path / "classify" / "exp" / "weights" / "last.pt")
+    assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+    with pytest.raises(TrainingError, match="in epoch 1; stopped. No checkpoint was written") as error:
+        fit(tmp_path, "train.epochs=2", "data.limit=300", "train.batch_size=32", "train.optimizer=sgd", "train.lr=100",
+            "train.deterministic=true")  # variances blow up in the first epoch
+    assert "last.pt" not in str(error.value) and not (tmp_path / "classify" / "exp2" / "weights" / "last.pt").exists()
 
 
 class TenSecondSteps(ClassifyTask):
@@ -137,8 +165,8 @@ class Rows(Callback):
 def test_early_stopping_needs_no_checkpointer(tmp_path: Path) -> None:
     """The trainer decides "best" and counts stale epochs; a callback list without Checkpointer still stops."""
     seen = Rows()
-    fit(tmp_path, "train.epochs=8", "train.lr=0", "train.warmup_epochs=0", "train.monitor=val_loss",
-        callbacks=[seen, EarlyStopping(2)])  # lr 0: val_loss never improves after epoch 1
+    fit(tmp_path, "train.epochs=8", "train.lr=1e-12", "train.warmup_epochs=0", "train.monitor=val_loss",
+        callbacks=[seen, EarlyStopping(2)])  # steps below float32 resolution: val_loss never improves after epoch 1
     assert [r["epoch"] for r in seen.rows] == [1, 2, 3]
     assert [r["is_best"] for r in seen.rows] == [True, False, False]
     assert not (tmp_path / "classify" / "exp" / "weights" / "best.pt").exists()  # no Checkpointer, no files

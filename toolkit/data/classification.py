@@ -12,7 +12,7 @@ from toolkit.data.arrays import load_arrays
 from toolkit.data.formats.csv import is_csv, read_csv_dataset
 from toolkit.data.formats.imagefolder import is_imagefolder, read_imagefolder
 from toolkit.data.image_io import image_size, read_image, to_float
-from toolkit.data.splits import holdout, take, val_holdout
+from toolkit.data.splits import Folds, fold_indices, holdout, take, val_holdout
 from toolkit.errors import DataError
 
 Reader = Callable[[Path, int], np.ndarray]
@@ -57,12 +57,13 @@ class ClassificationDataset(Dataset):
 
 
 def load_splits(source: str, channels: int, val_split: float, seed: int, reader: Reader | None = None,
-                limit: int = 0) -> tuple[dict[str, ClassificationDataset], list[str]]:
+                limit: int = 0, folds: Folds | None = None) -> tuple[dict[str, ClassificationDataset], list[str]]:
     """Datasets (without transforms) for train/val[/test] and the class names.
 
     ``channels``: 0 = decide from the first training image (1 for gray, 3 for colour).
     Without a val split, ``val_split`` of train is held out (stratified, seeded); ``limit`` > 0
-    keeps a stratified subset of that many training samples.
+    keeps a stratified subset of that many training samples. ``folds``: the splits of one cross-validation fold
+    instead (``splits.fold_indices``, stratified).
     """
     if source in builtin.DATASETS:
         raw, classes = _builtin(source)
@@ -76,7 +77,9 @@ def load_splits(source: str, channels: int, val_split: float, seed: int, reader:
             raise DataError(f"data.source={source!r} is neither a built-in dataset "
                             f"({', '.join(builtin.names('classify'))}), "
                             "an ImageFolder root (with train/CLASS/*.png) nor a CSV (path,label)")
-    if "val" not in raw:
+    if folds:
+        raw = _folded(raw, folds)
+    elif "val" not in raw:
         train, val = val_holdout(raw["train"][1], val_split, seed)
         raw["train"], raw["val"] = _subset(*raw["train"], train), _subset(*raw["train"], val)
     if 0 < limit < len(raw["train"][1]):
@@ -111,6 +114,16 @@ def _builtin(name: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[
     arrays = load_arrays(builtin.prepare(name))
     raw = {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
     return raw, [str(c) for c in arrays["classes"]]
+
+
+def _folded(raw: dict[str, tuple[Any, Any]], folds: Folds) -> dict[str, tuple[Any, np.ndarray]]:
+    """The splits of fold ``folds.fold``, stratified by label (``fold_indices``)."""
+    parts = [raw[s] for s in ("train", "val", "test") if s in raw]
+    items = np.concatenate([p[0] for p in parts]) if isinstance(parts[0][0], np.ndarray) else \
+        [x for p in parts for x in p[0]]
+    labels = np.concatenate([np.asarray(p[1]) for p in parts])
+    found = fold_indices({s: len(p[1]) for s, p in raw.items()}, folds, labels)
+    return {s: _subset(items, labels, idx) for s, idx in found.items()}
 
 
 def _subset(items: Any, labels: Any, indices: np.ndarray) -> tuple[Any, np.ndarray]:

@@ -13,12 +13,16 @@ from toolkit.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-MAX_PIXELS = 20_000 * 20_000  # PIL's decompression-bomb limit inside our reads (400 Mpx; PIL refuses 2x that)
+MAX_PIXELS = 64_000_000  # larger images and masks are refused from their header (768 MB as float RGB)
 _PIXEL_LIMIT_LOCK = threading.RLock()
 
 
+class TooLarge(DataError):
+    """An image over ``MAX_PIXELS``: refused before its pixels are decoded (decompression bombs)."""
+
+
 @contextmanager
-def pixel_limit(limit: int = MAX_PIXELS) -> Iterator[None]:
+def pixel_limit(limit: int | None = MAX_PIXELS) -> Iterator[None]:
     """PIL's ``Image.MAX_IMAGE_PIXELS`` is ``limit`` inside the block and the caller's own value again after it
     (one thread at a time), so importing or calling the toolkit leaves the user's setting alone."""
     with _PIXEL_LIMIT_LOCK:
@@ -42,7 +46,8 @@ def to_float(array: np.ndarray) -> np.ndarray:
 
 
 def read_image(path: str | Path, channels: int = 0, window: str | Sequence[str] | None = None) -> np.ndarray:
-    """Read an image as float32 (H, W, C) in [0, 1]; 8- and 16-bit, gray, RGB or RGBA, or DICOM.
+    """Read an image as float32 (H, W, C) in [0, 1]; 8- and 16-bit, gray, RGB or RGBA, or DICOM. One over
+    ``MAX_PIXELS`` is refused from its header (``image_size``) before it is decoded.
 
     ``channels``: 1 -> grayscale, 3 -> RGB, 0 -> keep (gray stays 1 channel, colour becomes 3).
     ``window`` (DICOM only; pixels are first mapped to physical units, e.g. HU, by the modality LUT):
@@ -52,8 +57,10 @@ def read_image(path: str | Path, channels: int = 0, window: str | Sequence[str] 
     """
     path = Path(path)
     if path.suffix.lower() in DICOM_SUFFIXES:
+        image_size(path)
         array = read_dicom_image(path, window)
     elif path.suffix.lower() in (".tif", ".tiff"):
+        image_size(path)
         array = _read_tiff(path)
     else:
         array = _read_pil(path)
@@ -76,8 +83,20 @@ def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) in pixels from the file's header, pixels not decoded: PIL formats, TIFF or DICOM."""
-    path = Path(path)
+    """(height, width) in pixels from the file's header, pixels not decoded: PIL formats, TIFF or DICOM. Over
+    ``MAX_PIXELS`` (height x width) it raises ``TooLarge``."""
+    height, width = _header_size(Path(path))
+    _check_pixels(path, height, width)
+    return height, width
+
+
+def _check_pixels(path: str | Path, height: int, width: int) -> None:
+    if height * width > MAX_PIXELS:
+        raise TooLarge(f"{path}: image is too large ({width} x {height} pixels; the toolkit reads up to "
+                       f"{MAX_PIXELS / 1e6:g} megapixels); downscale it or cut it into tiles first")
+
+
+def _header_size(path: Path) -> tuple[int, int]:
     try:
         if path.suffix.lower() in DICOM_SUFFIXES:
             from toolkit.medical.io import image_shape
@@ -90,19 +109,21 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 shape = tif.pages[0].shape
             planar = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4)
             return (shape[1], shape[2]) if planar else tuple(shape[:2])
-        with pixel_limit(), Image.open(path) as img:
+        with pixel_limit(None), Image.open(path) as img:  # the header only: any size is read, then checked
             return img.height, img.width
     except DataError:
         raise
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
     except Exception as e:  # PIL and tifffile raise many types for broken files
-        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})".replace("\n", " ")) from None
+        raise DataError(f"{path}: not a readable image, corrupt or truncated ({type(e).__name__}: {e})"
+                        .replace("\n", " ")) from None
 
 
 def _read_pil(path: Path) -> np.ndarray:
     try:
-        with pixel_limit(), Image.open(path) as img:
+        with pixel_limit(None), Image.open(path) as img:  # the toolkit's own limit is checked from the header
+            _check_pixels(path, img.height, img.width)
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L"):
                 return np.asarray(img, dtype=np.uint16)
@@ -113,8 +134,6 @@ def _read_pil(path: Path) -> np.ndarray:
             return np.asarray(img)
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
-    except Image.DecompressionBombError:
-        raise DataError(f"{path}: image is too large (over {MAX_PIXELS} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: not a readable image, corrupt or truncated ({e})".replace("\n", " ")) from None
 

@@ -3,6 +3,7 @@
 
 - ``nuclei``: the 512 x 512 fluorescence image of the built-in ``nuclei`` data (PNG, uint8 gray).
 - ``brain``: the first validation case of the built-in ``brain-lesions`` data (NIfTI, 4 channels).
+- ``fashion-mnist``, ``digits``: a folder with the first test image of each class as a PNG (``0_T-shirt-top.png``).
 - ``brain-dicom``: the same case as one DICOM MR series per channel (values x 1000, integers): a folder holding
   ``<c>_<channel>/`` series folders, e.g. ``0_T1/``, ``3_FLAIR/``.
 """
@@ -74,7 +75,28 @@ def brain_dicom() -> Path:
     return out
 
 
+def array_images(name: str) -> Path:
+    """A folder of PNGs, the first test image of each class of the built-in array dataset ``name``
+    (``fashion-mnist``, ``digits``), named ``<label>_<class>.png``; prepared when absent."""
+    from PIL import Image
+
+    from toolkit.data import builtin
+    from toolkit.data.arrays import load_arrays
+
+    out = cache_dir() / "samples" / name
+    if not (out / "complete").is_file():
+        arrays = load_arrays(builtin.prepare(name))
+        out.mkdir(parents=True, exist_ok=True)
+        for label, cls in enumerate(arrays["classes"].tolist()):
+            image = arrays["x_test"][int(np.flatnonzero(arrays["y_test"] == label)[0])]
+            Image.fromarray(image).save(out / f"{label}_{str(cls).replace('/', '-')}.png")
+        (out / "complete").write_text("")
+    return out
+
+
 SAMPLES: dict[str, Callable[[], Path]] = {
+    "fashion-mnist": lambda: array_images("fashion-mnist"),
+    "digits": lambda: array_images("digits"),
     "nuclei": nuclei_png,
     "brain": lambda: brain_case()[0],
     "brain-dicom": brain_dicom,

@@ -7,12 +7,15 @@ Boxes carry ``labels`` (N,) and ``crowd`` (N,) 0/1 (1: an ignore region; all 0 w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import albumentations as A
 import cv2
 import numpy as np
 import torch
+from annotated_types import Interval
+
+from toolkit.config import Fraction, NonNegativeFloat, Probability
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,14 +32,14 @@ def default_stats(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
 class Augment:
     """Train-time augmentation strengths; 0 turns one off. ``translate``/``scale`` are fractions."""
 
-    hflip: float = 0.5  # probability of a horizontal flip
-    vflip: float = 0.0  # probability of a vertical flip
-    rotate90: float = 0.0  # probability of a random 90-degree turn
-    translate: float = 0.0  # shift, fraction of the image side
-    scale: float = 0.0  # zoom in or out by up to this fraction
-    rotate: float = 0.0  # rotation, degrees
-    color: float = 0.0  # brightness/contrast jitter
-    erase: float = 0.0  # probability of one random erased box (classification)
+    hflip: Probability = 0.5  # probability of a horizontal flip
+    vflip: Probability = 0.0  # probability of a vertical flip
+    rotate90: Probability = 0.0  # probability of a random 90-degree turn
+    translate: Probability = 0.0  # shift, fraction of the image side
+    scale: Fraction = 0.0  # zoom in or out by up to this fraction
+    rotate: Annotated[float, Interval(ge=0, le=180)] = 0.0  # rotation, degrees
+    color: NonNegativeFloat = 0.0  # brightness/contrast jitter
+    erase: Probability = 0.0  # probability of one random erased box (classification)
 
 
 class Pipeline:
@@ -95,6 +98,14 @@ def _photometric(aug: Augment) -> list[A.BasicTransform]:
 
 def _normalize(mean: Sequence[float] | None, std: Sequence[float] | None) -> list[A.BasicTransform]:
     return [] if mean is None else [A.Normalize(mean=mean, std=std, max_pixel_value=1.0)]
+
+
+def at_least(image: np.ndarray, side: int) -> np.ndarray:
+    """Float (H, W, C) ``image`` scaled up (aspect kept, bilinear) so that its shorter side is ``side`` px; one that
+    large already is returned as it is."""
+    if min(image.shape[:2]) >= side:
+        return image
+    return A.SmallestMaxSize(max_size=side)(image=image)["image"]
 
 
 def classification_pipeline(size: int, train: bool, aug: Augment, mean: Sequence[float],

@@ -4,11 +4,10 @@ Callbacks only read the trainer's state (``row["is_best"]``, ``trainer.epochs_wi
 trainer computes before calling them); any subset of them can run."""
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.engine import rundir
 from toolkit.tasks.base import LOWER_IS_BETTER
 from toolkit.viz import plot_results
 
@@ -20,39 +19,17 @@ class Callback:
     def on_epoch_end(self, trainer: "Trainer", row: dict[str, Any]) -> None:
         pass
 
+    def on_fit_end(self, trainer: "Trainer", metrics: dict[str, Any]) -> None:
+        """After the final evaluation (``metrics``: its split and scores) and the task's plots."""
+
 
 class ResultsLogger(Callback):
-    """Appends one row per epoch to ``results.csv`` and redraws ``results.png``."""
+    """Writes the epoch's row of ``results.csv`` (the whole file, atomically) and redraws ``results.png``.
+    Runs after ``Checkpointer`` in the default list, so that a row never gets ahead of ``weights/last.pt``."""
 
     def on_epoch_end(self, trainer: "Trainer", row: dict[str, Any]) -> None:
-        path = trainer.run_dir / "results.csv"
-        columns = [k for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and "/" not in k]
-        existing = path.is_file() and path.stat().st_size > 0
-        if existing:
-            with open(path, newline="") as f:
-                header = next(csv.reader(f), [])
-            columns = header + [c for c in columns if c not in header]
-            if header != columns:
-                _rewrite_header(path, columns)
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            if not existing:
-                writer.writeheader()
-            writer.writerow({k: _fmt(row.get(k)) for k in columns})
-        plot_results(path, trainer.run_dir / "results.png")
-
-
-def _rewrite_header(path: Path, columns: list[str]) -> None:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _fmt(value: Any) -> Any:
-    return f"{value:.6g}" if isinstance(value, float) else value
+        rundir.add_row(trainer.run_dir, row)
+        plot_results(trainer.run_dir / rundir.RESULTS, trainer.run_dir / "results.png")
 
 
 class Monitor:
@@ -74,7 +51,8 @@ class Monitor:
 
 
 class Checkpointer(Callback):
-    """``weights/last.pt`` every epoch, ``weights/best.pt`` when the trainer marked the epoch best."""
+    """``weights/last.pt`` every epoch, then ``weights/best.pt`` when the trainer marked the epoch best: best.pt
+    is only ever a copy of a state that last.pt already holds (see ``rundir``)."""
 
     def on_epoch_end(self, trainer: "Trainer", row: dict[str, Any]) -> None:
         state = trainer.state_dict(row)

@@ -52,10 +52,18 @@ def build_task(config: dict[str, Any], overrides: list[str] | None = None) -> An
                                 [config, config_mod.parse_overrides(list(overrides or []))]))
 
 
-def restore(path: str | Path, device: str = "auto", overrides: list[str] | None = None
+def restore(path: str | Path, device: str = "auto", overrides: list[str] | None = None, backend: str = "auto"
             ) -> tuple[Any, torch.nn.Module, list[str]]:
     """(task, model, classes) of a checkpoint: the model its config describes with its weights, in eval mode on
-    ``device`` (auto: cuda > mps > cpu). The one way a file becomes a model (``Predictor``, ``toolkit val``)."""
+    ``device`` (auto: cuda > mps > cpu). The one way a file becomes a model (``Predictor``, ``toolkit val``).
+
+    ``backend``: ``torch``; ``onnx`` (a ``.onnx`` file, or the export beside the checkpoint, on onnxruntime);
+    ``auto``: onnx for a ``.onnx`` path, or on the CPU when an export of this checkpoint sits beside it."""
+    from toolkit.engine import onnx_runtime
+
+    exported = onnx_runtime.choose(path, backend, device)
+    if exported is not None:
+        return onnx_runtime.restore(exported, overrides)
     ckpt = load(path)
     task = build_task(ckpt["config"], overrides)
     classes = list(ckpt["classes"])

@@ -19,10 +19,12 @@ from toolkit._version import __version__
 from toolkit.backbones import weights as tv_weights
 from toolkit.config import Config
 from toolkit.data.loaders import auto_workers, build_loader, seed_everything, set_epoch
-from toolkit.engine import checkpoint, distributed
+from toolkit.engine import checkpoint, distributed, rundir
 from toolkit.engine.callbacks import Callback, Checkpointer, EarlyStopping, Monitor, ResultsLogger
 from toolkit.engine.optim import Precision, build_ema, build_optimizer, build_scheduler
+from toolkit.engine.trackers import build_trackers
 from toolkit.errors import ConfigError, TrainingError
+from toolkit.safe_io import disk_full_error, is_disk_full, remove_temp_files
 from toolkit.tasks.base import Task
 
 
@@ -44,6 +46,9 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
+TRY_STABLE = "Try a lower train.lr, train.clip_grad=1.0 or train.amp=none"
+
+
 class Trainer:
     """``Trainer(cfg, task).fit()`` -> final metrics. Writes ``runs/<task>/<name>/``."""
 
@@ -54,7 +59,8 @@ class Trainer:
         self.cfg, self.task, self.t = cfg, task, cfg.train
         self.notes = list(notes or [])  # printed first: what the config resolution decided for the user
         self.dist = distributed.setup(self.t.device)
-        self.callbacks = callbacks or [Checkpointer(), ResultsLogger(), EarlyStopping(self.t.patience)]
+        self.callbacks = callbacks or [Checkpointer(), ResultsLogger(), EarlyStopping(self.t.patience),
+                                       *build_trackers(self.t.logger, self.t.project)]
         self.monitor = Monitor(self.t.monitor or task.monitor)
         self.epochs_without_improvement = 0
         self.stop_reason = ""
@@ -92,29 +98,42 @@ class Trainer:
         self.precision = Precision(t.amp, device)
         self.ema = build_ema(model, t.ema)
         self.run_dir = self._run_dir()
-        if t.resume:
-            self._resume(Path(t.resume))
+        resumed = self._resume(Path(t.resume)) if t.resume else None
         if self.dist.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.model = DistributedDataParallel(model, device_ids=ids)
         if self.dist.is_main:
-            (self.run_dir / "weights").mkdir(parents=True, exist_ok=True)
-            config_mod.save(self.cfg, self.run_dir / "config.yaml")
-            if not t.resume:  # a new run in a reused directory (train.exist_ok) starts its own table
-                (self.run_dir / "results.csv").unlink(missing_ok=True)
+            self._prepare_run_dir(resumed)
 
     def _run_dir(self) -> Path:
-        if self.t.resume:
+        """A resume from a run's ``weights/last.pt`` continues that run; any other checkpoint (``best.pt``, a
+        copy elsewhere) starts a new directory, so that no later epoch's files are overwritten."""
+        if self.t.resume and rundir.is_run_latest(Path(self.t.resume)):
             return Path(self.t.resume).resolve().parent.parent
-        base = Path(self.t.project) / self.cfg.task
-        name = self.t.name or "exp"
+        base, name = Path(self.t.project) / self.cfg.task, self.t.name or "exp"
         path = base / name
-        if self.dist.is_main and not self.t.exist_ok:
-            n = 2
-            while path.exists():
-                path = base / f"{name}{n}"
-                n += 1
+        if self.dist.is_main and (self.t.resume or not self.t.exist_ok):
+            path = rundir.next_free(base, name)
         return Path(distributed.broadcast(str(path), self.dist))
+
+    def _prepare_run_dir(self, resumed: dict[str, Any] | None) -> None:
+        """Rank 0, before the first epoch: ``weights/``, ``config.yaml``; removes the temp files of writes a kill
+        interrupted; on resume, brings ``results.csv`` and ``best.pt`` in line with the checkpoint
+        (``rundir.repair``); a new run in a reused directory (train.exist_ok) starts its own table."""
+        weights = self.run_dir / "weights"
+        weights.mkdir(parents=True, exist_ok=True)
+        stale = remove_temp_files(weights) + remove_temp_files(self.run_dir)
+        if stale:
+            self._log(f"removed {len(stale)} temp file(s) of writes a kill interrupted: "
+                      f"{', '.join(p.name for p in stale)}")
+        if resumed is None:
+            (self.run_dir / rundir.RESULTS).unlink(missing_ok=True)
+        else:
+            ckpt = Path(self.t.resume)
+            source = None if rundir.is_run_latest(ckpt) else rundir.source_run(ckpt)
+            for note in rundir.repair(self.run_dir, resumed, source):
+                self._log(note)
+        config_mod.save(self.cfg, self.run_dir / "config.yaml")
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +157,8 @@ class Trainer:
     def save(self, state: dict[str, Any], name: str) -> None:
         checkpoint.save(state, self.run_dir / "weights" / name)
 
-    def _resume(self, path: Path) -> None:
+    def _resume(self, path: Path) -> dict[str, Any]:
+        """Restore the model, optimiser, schedule, RNG and best-so-far state of checkpoint ``path``; returns it."""
         ckpt = checkpoint.load(path)
         checkpoint.load_model_state(self.model, {**ckpt, "ema": None}, path)
         if self.ema and ckpt.get("ema"):
@@ -151,9 +171,18 @@ class Trainer:
         best = ckpt.get("best", {})
         self.monitor = Monitor(best.get("metric", self.monitor.metric), best.get("value"))
         self.epochs_without_improvement = best.get("stale_epochs", 0)
-        if self.start_epoch >= self.t.epochs:
-            raise ConfigError(f"{path} already finished epoch {self.start_epoch} of {self.t.epochs}; "
-                              f"raise train.epochs to train longer")
+        finished = f"already finished epoch {self.start_epoch} of {self.t.epochs}"
+        if self.start_epoch >= self.t.epochs and not rundir.is_run_latest(path):
+            raise ConfigError(f"{path} {finished}; raise train.epochs to train longer")
+        if self.start_epoch >= self.t.epochs:  # e.g. killed during the final evaluation: redo only that
+            self._log(f"resume: {self.run_dir} {finished}; only its final evaluation runs (raise train.epochs "
+                      "to train longer)")
+        elif rundir.is_run_latest(path):
+            self._log(f"resume: {self.run_dir} goes on after epoch {self.start_epoch} (its weights/last.pt)")
+        else:
+            self._log(f"resume: {path} is not a run's latest checkpoint (weights/last.pt); training goes on after "
+                      f"its epoch {self.start_epoch} in a new run directory {self.run_dir}")
+        return ckpt
 
     # -- loop ---------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
@@ -170,6 +199,7 @@ class Trainer:
             while epoch < self.t.epochs:  # train.epochs may shrink to fit train.time_limit
                 started = self.clock()
                 row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
+                self._check_finite(epoch)
                 if self.dist.is_main:
                     row.update(self.evaluate(self.val_loader))
                     row["time"] = round(self.clock() - self.t0, 1)
@@ -188,6 +218,10 @@ class Trainer:
                     break
                 epoch += 1
             return self._finish()
+        except (OSError, RuntimeError) as e:
+            if is_disk_full(e):
+                raise disk_full_error(Path(getattr(e, "filename", None) or self.run_dir)) from None
+            raise
         finally:
             distributed.cleanup()
 
@@ -210,10 +244,8 @@ class Trainer:
                 with self.precision.autocast():
                     loss = self.task.train_step(self.model, batch)["loss"]
                 if distributed.any_rank(not torch.isfinite(loss).item(), self.dist):
-                    raise TrainingError(
-                        f"loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}; stopped. The last good "
-                        f"checkpoint is {self.run_dir / 'weights' / 'last.pt'}. Try a lower train.lr, "
-                        "train.clip_grad=1.0 or train.amp=none")
+                    raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}; stopped. "
+                                        f"{self._last_good()} {TRY_STABLE}")
                 self.precision.scaler.scale(loss / accum).backward()
             if last_micro:
                 self._optimizer_step()
@@ -224,6 +256,23 @@ class Trainer:
             if self._time_up() and not self.dist.enabled:
                 break
         return {"train_loss": total / max(1, count), "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def _check_finite(self, epoch: int) -> None:
+        """Stop before a NaN/Inf weight or buffer (e.g. a BatchNorm variance after too large steps) of the model or
+        its EMA is evaluated or saved; the loss can stay finite while they blow up."""
+        models = {"model": unwrap(self.model), "EMA model": self.ema.module if self.ema else None}
+        bad = next((f"the {what}'s {key}" for what, module in models.items() if module is not None
+                    for key, value in module.state_dict().items()
+                    if value.is_floating_point() and not torch.isfinite(value).all()), "")
+        if distributed.any_rank(bool(bad), self.dist):
+            raise TrainingError(f"{bad or 'a weight'} became NaN/Inf in epoch {epoch + 1}; stopped. "
+                                f"{self._last_good()} {TRY_STABLE}")
+
+    def _last_good(self) -> str:
+        last = self.run_dir / "weights" / "last.pt"
+        if last.is_file():
+            return f"The last good checkpoint is {last}."
+        return f"The last good checkpoint is {self.t.resume}." if self.t.resume else "No checkpoint was written."
 
     def _optimizer_step(self) -> None:
         scaler = self.precision.scaler
@@ -251,16 +300,18 @@ class Trainer:
         metrics: dict[str, float] = {}
         if self.dist.is_main:
             best = self.run_dir / "weights" / "best.pt"
-            model = self.eval_model()
+            model, evaluated = self.eval_model(), best if best.is_file() else "the last epoch's weights (no best.pt)"
             if best.is_file():
                 ckpt = checkpoint.load(best)
                 checkpoint.load_model_state(model, ckpt, best)
             split, loader = ("test", self.test_loader) if self.test_loader else ("val", self.val_loader)
             metrics = self.evaluate(loader, model, final=True)
             plots = self.task.plots(self.run_dir, split)
-            self._log(f"\n{split} metrics of {best}:\n{self.task.report(metrics)}\n"
+            self._log(f"\n{split} metrics of {evaluated}:\n{self.task.report(metrics)}\n"
                       f"plots: {', '.join(p.name for p in plots) or 'none'}\nrun directory: {self.run_dir}")
             metrics = {"split": split, **metrics}
+            for cb in self.callbacks:
+                cb.on_fit_end(self, metrics)
         distributed.barrier(self.dist)
         return metrics
 

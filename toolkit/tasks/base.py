@@ -44,6 +44,7 @@ class Task(Protocol):
     DataConfig: type
     ModelConfig: type
     monitor: str  # default metric for best.pt / early stopping (higher is better unless in LOWER_IS_BETTER)
+    outputs: str  # softmax | sigmoid (logits) | boxes: how an ensemble of the task's models combines them
 
     def __init__(self, cfg: Config) -> None: ...
 

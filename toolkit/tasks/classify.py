@@ -15,10 +15,11 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from toolkit.backbones import create_backbone
-from toolkit.config import Config
+from toolkit.config import Config, Fraction, NonNegativeInt, PositiveFloat, Stages
 from toolkit.data.classification import common_size, load_splits
 from toolkit.data.image_io import read_image
-from toolkit.data.transforms import Augment, classification_pipeline, default_stats
+from toolkit.data.splits import folds_of
+from toolkit.data.transforms import Augment, at_least, classification_pipeline, default_stats
 from toolkit.errors import ConfigError
 from toolkit.heads.classification import Classifier
 from toolkit.tasks.base import DataBundle
@@ -28,22 +29,22 @@ from toolkit.viz import plot_confusion_matrix
 @dataclass
 class ClassifyData(Augment):
     source: str = "fashion-mnist"  # built-in name, ImageFolder root or CSV file
-    img_size: int = 0  # square resize in pixels; 0 = native size
-    channels: int = 0  # 1 | 3; 0 = from the first image
+    img_size: NonNegativeInt = 0  # square resize in pixels; 0 = native size
+    channels: NonNegativeInt = 0  # 1 | 3; 0 = from the first image
     window: str = ""  # DICOM images: window preset(s) or centre/width, e.g. "brain,subdural,bone" (read_image)
-    val_split: float = 0.1  # held out of train when the dataset has no val split
-    limit: int = 0  # use a stratified, seeded subset of this many training images; 0 = all
+    val_split: Fraction = 0.1  # held out of train when the dataset has no val split
+    limit: NonNegativeInt = 0  # use a stratified, seeded subset of this many training images; 0 = all
     balance: str = "none"  # none | weights (loss) | sampler (WeightedRandomSampler)
     mean: list[float] = field(default_factory=list)  # [] = ImageNet statistics
-    std: list[float] = field(default_factory=list)
+    std: list[PositiveFloat] = field(default_factory=list)
 
 
 @dataclass
 class ClassifyModel:
     backbone: str = "resnet18"  # any of `toolkit.list_models()`, e.g. mobilenet_v2, resnet50, efficientnet_b0
     pretrained: bool | str = False  # true | weights enum name | path to .pth/.safetensors
-    trainable_stages: int | None = None  # None = all stages trainable
-    dropout: float = 0.0
+    trainable_stages: Stages = None  # None = all stages trainable
+    dropout: Fraction = 0.0
 
 
 @dataclass
@@ -61,11 +62,18 @@ class ClassifyResult:
         return []
 
 
+def min_side(model: nn.Module) -> int:
+    """The smallest image side (px) a classifier takes: its backbone's total stride, below which the deepest stage
+    has no pixel left (1 for a model without a backbone, e.g. an ONNX session)."""
+    return max(getattr(getattr(model, "backbone", None), "strides", None) or [1])
+
+
 class ClassifyTask:
     name = "classify"
     DataConfig = ClassifyData
     ModelConfig = ClassifyModel
     monitor = "accuracy"
+    outputs = "softmax"  # the model's outputs, as an Ensemble of such models combines them
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -81,7 +89,8 @@ class ClassifyTask:
         if d.balance not in ("none", "weights", "sampler"):
             raise ConfigError(f"data.balance={d.balance!r} is unknown; valid: none, weights, sampler")
         reader = partial(read_image, window=d.window)
-        datasets, classes = load_splits(d.source, d.channels, d.val_split, seed, reader, limit=d.limit)
+        folds = folds_of(self.cfg.train, d.val_split)
+        datasets, classes = load_splits(d.source, d.channels, d.val_split, seed, reader, limit=d.limit, folds=folds)
         self.classes = classes
         self.channels = d.channels = datasets["train"].channels  # resolved into the saved config
         notes = []
@@ -174,10 +183,12 @@ class ClassifyTask:
 
     @torch.no_grad()
     def predict(self, model: nn.Module, samples: list[dict[str, Any]], *, top_k: int = 5) -> list[ClassifyResult]:
-        """The ``top_k`` classes of each image with their softmax probabilities."""
+        """The ``top_k`` classes of each image with their softmax probabilities. At ``data.img_size=0`` (native
+        size) an image smaller than the backbone's total stride (e.g. 8 px for simple_cnn) is scaled up to it."""
         pipeline = self.transform(train=False)
         device = next(model.parameters()).device
-        images = [pipeline({"image": s["image"]})["image"] for s in samples]
+        least = 1 if self.cfg.data.img_size else min_side(model)
+        images = [pipeline({"image": at_least(s["image"], least)})["image"] for s in samples]
         same_size = len({im.shape for im in images}) == 1
         batches = [torch.stack(images)] if same_size else [im[None] for im in images]
         probs = torch.cat([model(b.to(device)).float().softmax(1).cpu() for b in batches])

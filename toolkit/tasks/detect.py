@@ -12,20 +12,30 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from annotated_types import Interval
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
-from toolkit.config import Config
+from toolkit.config import (
+    Config,
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Stages,
+)
 from toolkit.data import builtin, nuclei
 from toolkit.data.detection_check import load
 from toolkit.data.detection_dataset import DetectionDataset, collate, objects_only
 from toolkit.data.formats.detection import DetectionData
 from toolkit.data.image_io import read_image
-from toolkit.data.splits import take, val_holdout
+from toolkit.data.splits import apply_folds, folds_of, take, val_holdout
 from toolkit.data.transforms import Augment, detection_pipeline
 from toolkit.errors import ConfigError
 from toolkit.heads.detection import build_detector
@@ -44,12 +54,12 @@ COCO_RECALLS = np.linspace(0.0, 1.0, 101).tolist()
 @dataclass
 class DetectData(Augment):
     source: str = "nuclei"  # built-in name or a COCO / YOLO / VOC dataset path
-    img_size: int = 320  # longest image side in pixels after resizing; 0 = fitted to the training images
-    crop: float = 0.0  # train: random crop of up to this fraction from each border, resized back (zoom)
-    min_visibility: float = 0.3  # augmented boxes keeping less of their area are dropped
-    min_side: float = 0.0  # augmented boxes with a side under this (pixels at img_size) are dropped
-    val_split: float = 0.1  # images held out of train when the dataset has no val split
-    predict_tile: int = 0  # prediction on images larger than this (pixels) runs on tiles; 0 = whole image
+    img_size: NonNegativeInt = 320  # longest image side in pixels after resizing; 0 = fitted to the training images
+    crop: Annotated[float, Interval(ge=0, lt=0.5)] = 0.0  # train: random crop of up to this fraction from each border, resized back (zoom)
+    min_visibility: Probability = 0.3  # augmented boxes keeping less of their area are dropped
+    min_side: NonNegativeFloat = 0.0  # augmented boxes with a side under this (pixels at img_size) are dropped
+    val_split: Fraction = 0.1  # images held out of train when the dataset has no val split
+    predict_tile: NonNegativeInt = 0  # prediction on images larger than this (pixels) runs on tiles; 0 = whole image
 
 
 @dataclass
@@ -58,17 +68,17 @@ class DetectModel:
     backbone: str = "resnet18"  # any of `toolkit.list_models()`, e.g. mobilenet_v2, resnet50, efficientnet_b0
     pretrained: bool | str = False  # ImageNet backbone: true | enum name | .pth/.safetensors path
     weights: str = ""  # "coco": torchvision's COCO detector weights (resnet50 + fasterrcnn/retinanet/fcos)
-    trainable_stages: int | None = None  # None = every backbone stage trains
-    min_size: int = 0  # model's internal resize; 0 = data.img_size
-    max_size: int = 0
-    fpn_min_stride: int = 0  # shallowest FPN level; 0 = 4 (fasterrcnn) or 8 (retinanet, fcos)
-    fpn_channels: int = 256  # channels of every FPN level (and so of the RPN / box head inputs)
-    anchor_size: int = 32  # Faster R-CNN / RetinaNet anchor on the finest FPN level (px), doubling per level; 0 = fitted
-    anchor_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor height / width
-    box_batch_size_per_image: int = 128  # Faster R-CNN RoIs sampled per image for the box head
-    box_iou_thresh: float = 0.5  # Faster R-CNN RoIs overlapping an object at least this much are its positives
-    score_thresh: float = 0.01  # detections below are discarded before NMS
-    detections_per_img: int = 100
+    trainable_stages: Stages = None  # None = every backbone stage trains
+    min_size: NonNegativeInt = 0  # model's internal resize; 0 = data.img_size
+    max_size: NonNegativeInt = 0
+    fpn_min_stride: NonNegativeInt = 0  # shallowest FPN level; 0 = 4 (fasterrcnn) or 8 (retinanet, fcos)
+    fpn_channels: PositiveInt = 256  # channels of every FPN level (and so of the RPN / box head inputs)
+    anchor_size: NonNegativeInt = 32  # Faster R-CNN / RetinaNet anchor on the finest FPN level (px), doubling per level; 0 = fitted
+    anchor_ratios: list[PositiveFloat] = field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor height / width
+    box_batch_size_per_image: PositiveInt = 128  # Faster R-CNN RoIs sampled per image for the box head
+    box_iou_thresh: Probability = 0.5  # Faster R-CNN RoIs overlapping an object at least this much are its positives
+    score_thresh: Probability = 0.01  # detections below are discarded before NMS
+    detections_per_img: PositiveInt = 100
     tta: str = "none"  # test-time views fused by `toolkit val`, predict and a run's final evaluation: none | hflip | d4
 
 
@@ -108,6 +118,7 @@ class DetectTask:
     DataConfig = DetectData
     ModelConfig = DetectModel
     monitor = "map50_95"
+    outputs = "boxes"  # the model's outputs, as an Ensemble of such models combines them
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -126,7 +137,12 @@ class DetectTask:
             d.predict_tile = d.predict_tile or nuclei.TILE  # resolved into the saved config
         notes: list[str] = []  # what the reader inferred, then the fitted sizes
         data = load(source, notes)
-        if "val" not in data:
+        folds = folds_of(self.cfg.train, d.val_split)
+        if folds:
+            classes = next(iter(data.values())).classes
+            found = apply_folds({s: v.records for s, v in data.items()}, folds)
+            data = {s: DetectionData(classes, records) for s, records in found.items()}
+        elif "val" not in data:
             data["train"], data["val"] = _holdout(data["train"], d.val_split, self.cfg.train.seed)
         self.classes = next(iter(data.values())).classes
         notes += fit_sizes(self.cfg, data["train"]) if "train" in data else []

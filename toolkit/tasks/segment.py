@@ -5,20 +5,24 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+import tifffile
 import torch
+from annotated_types import Ge
 from PIL import Image
 from torch import nn
 
-from toolkit.config import Config
+from toolkit.config import Config, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Stages
 from toolkit.data import builtin
 from toolkit.data.formats.masks import load_mask_splits
 from toolkit.data.image_io import image_size, match_channels, read_image
 from toolkit.data.segmentation_dataset import PadCollate, SegmentationDataset
+from toolkit.data.splits import folds_of
 from toolkit.data.transforms import Augment, default_stats, segmentation_pipeline
 from toolkit.heads.segmentation import build_segmenter
+from toolkit.inference.ensemble import split_spread, spreading
 from toolkit.tasks.base import DataBundle
 from toolkit.tasks.seg_losses import build_loss
 from toolkit.tasks.seg_metrics import SegMetrics
@@ -30,15 +34,15 @@ PLOT_SAMPLES = 6
 @dataclass
 class SegmentData(Augment):
     source: str = "nuclei"  # built-in name or root of {train,val[,test]}/{images,masks}/
-    crop: int = 256  # square train crop in pixels (at most the smallest train image side); 0 = whole images
-    channels: int = 0  # 1 | 3; 0 = from the first image
+    crop: NonNegativeInt = 256  # square train crop in pixels (at most the smallest train image side); 0 = whole images
+    channels: NonNegativeInt = 0  # 1 | 3; 0 = from the first image
     window: str = ""  # DICOM images: window preset(s) or centre/width, e.g. "brain,subdural,bone" (read_image)
     ignore_index: int = 255  # mask value that counts nowhere; classes.yaml may set it
-    background: int = 0  # class left out of the `dice`/`iou` means; -1 = none
-    val_split: float = 0.2  # held out of train when the dataset has no val split
-    repeat: int = 1  # visits of each train image per epoch (random crops of few large images)
+    background: Annotated[int, Ge(-1)] = 0  # class left out of the `dice`/`iou` means; -1 = none
+    val_split: Fraction = 0.2  # held out of train when the dataset has no val split
+    repeat: PositiveInt = 1  # visits of each train image per epoch (random crops of few large images)
     mean: list[float] = field(default_factory=list)  # [] = ImageNet statistics
-    std: list[float] = field(default_factory=list)
+    std: list[PositiveFloat] = field(default_factory=list)
 
 
 @dataclass
@@ -46,20 +50,23 @@ class SegmentModel:
     head: str = "unet"  # unet | fpn | deeplabv3 | lraspp
     backbone: str = "resnet18"  # any of `toolkit.list_models()`, e.g. mobilenet_v2, resnet50, efficientnet_b0
     pretrained: bool | str = False  # true | weights enum name | path to .pth/.safetensors
-    trainable_stages: int | None = None  # None = all stages trainable
-    decoder_channels: int = 0  # widest decoder layer; 0 = the head's default
+    trainable_stages: Stages = None  # None = all stages trainable
+    decoder_channels: NonNegativeInt = 0  # widest decoder layer; 0 = the head's default
     loss: str = "dicece"  # ce | dice | dicece | focal
-    class_weights: list[float] = field(default_factory=list)  # one per class; [] = equal
+    class_weights: list[NonNegativeFloat] = field(default_factory=list)  # one per class; [] = equal
 
 
 @dataclass
 class SegmentResult:
-    """Per-pixel classes of one image: ``mask`` (H, W) class indices at the input's size."""
+    """Per-pixel classes of one image: ``mask`` (H, W) class indices at the input's size; from an ensemble, also its
+    ``uncertainty`` (H, W) float32: the members' disagreement per pixel, the largest standard deviation of their
+    class probabilities (0 to 0.5)."""
 
     source: str
     mask: np.ndarray
     classes: list[str]
     image: np.ndarray | None = None  # (H, W, C) float in [0, 1], for the overlay
+    uncertainty: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         counts = np.bincount(self.mask.ravel(), minlength=len(self.classes))
@@ -70,7 +77,8 @@ class SegmentResult:
                 "fraction": {c: round(float(n) / total, 6) for c, n in zip(self.classes, counts)}}
 
     def save(self, out_dir: Path) -> list[Path]:
-        """``<stem>_mask.png`` (class indices, 8-bit, 16-bit past 256 classes) and ``<stem>_overlay.png``."""
+        """``<stem>_mask.png`` (class indices, 8-bit, 16-bit past 256 classes), ``<stem>_overlay.png`` and, from an
+        ensemble, ``<stem>_uncertainty.tif`` (float32)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = Path(self.source).stem or "image"
@@ -80,6 +88,9 @@ class SegmentResult:
         if self.image is not None:
             paths.append(out_dir / f"{stem}_overlay.png")
             Image.fromarray(overlay(self.image, self.mask, len(self.classes))).save(paths[1])
+        if self.uncertainty is not None:
+            paths.append(out_dir / f"{stem}_uncertainty.tif")
+            tifffile.imwrite(paths[-1], self.uncertainty.astype(np.float32))
         return paths
 
 
@@ -95,6 +106,7 @@ class SegmentTask:
     DataConfig = SegmentData
     ModelConfig = SegmentModel
     monitor = "dice"
+    outputs = "softmax"  # the model's outputs, as an Ensemble of such models combines them
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -108,7 +120,8 @@ class SegmentTask:
     # -- data ---------------------------------------------------------------------------------
     def build_data(self, splits: tuple[str, ...] = ("train", "val", "test")) -> DataBundle:
         d = self.cfg.data
-        found = load_mask_splits(resolve_source(d.source), d.ignore_index, d.val_split, self.cfg.train.seed, splits)
+        found = load_mask_splits(resolve_source(d.source), d.ignore_index, d.val_split, self.cfg.train.seed, splits,
+                                 folds_of(self.cfg.train, d.val_split))
         self.classes = found.classes
         d.ignore_index = found.ignore_index  # resolved into the saved config
         train_pairs = found.pairs.get("train", [])
@@ -121,10 +134,15 @@ class SegmentTask:
                 train = split == "train"
                 datasets[split] = SegmentationDataset(found.pairs[split], channels, self.transform(train, crop),
                                                       d.repeat if train else 1, d.window)
+        notes = list(found.notes)
+        if "train" in datasets and "val" not in datasets and "test" not in datasets:  # e.g. data.val_split=0
+            datasets["val"] = SegmentationDataset(train_pairs, channels, self.transform(False), 1, d.window)
+            notes.append(f"note: no val split (data.val_split={d.val_split}): the {len(train_pairs)} train image(s) "
+                         "are evaluated as val, so its Dice/IoU measure fit, not generalisation; add val/ images")
         info = {"images": {s: len(p) for s, p in found.pairs.items()}, "channels": channels, "crop": crop,
                 "ignore_index": found.ignore_index}
         return DataBundle(datasets.get("train"), datasets.get("val"), datasets.get("test"), classes=self.classes,
-                          collate=PadCollate(found.ignore_index), info=info)
+                          collate=PadCollate(found.ignore_index), info=info, notes=notes)
 
     def stats(self) -> tuple[list[float], list[float]]:
         d = self.cfg.data
@@ -211,8 +229,11 @@ class SegmentTask:
         results = []
         for sample in samples:
             image = pipeline({"image": match_channels(sample["image"], self.channels or 3)})["image"]
-            mask = model(image[None].to(device)).argmax(1)[0].cpu().numpy()
-            results.append(SegmentResult(sample.get("source", ""), mask, list(self.classes), sample["image"]))
+            with spreading(model):  # an ensemble also gives its members' disagreement
+                scores, spread = split_spread(model(image[None].to(device)), len(self.classes))
+            uncertainty = None if spread is None else torch.sigmoid(spread[0]).cpu().numpy()
+            mask = scores.argmax(1)[0].cpu().numpy()
+            results.append(SegmentResult(sample.get("source", ""), mask, list(self.classes), sample["image"], uncertainty))
         return results
 
 

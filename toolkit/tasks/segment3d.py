@@ -15,15 +15,24 @@ from monai.losses import DiceLoss
 from torch import nn
 from torch.utils.data import Dataset
 
-from toolkit.config import Config
+from toolkit.config import (
+    Config,
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+)
 from toolkit.data import builtin
 from toolkit.data.image_io import IMAGE_SUFFIXES
-from toolkit.data.splits import take, val_holdout
+from toolkit.data.splits import Folds, apply_folds, folds_of, take, val_holdout
 from toolkit.errors import ConfigError, DataError
+from toolkit.inference.ensemble import split_spread, spreading
 from toolkit.inference.sliding_window import ScanSegmenter, SlidingWindow
 from toolkit.medical import BRATS_LABELS, Volume, lesion_volumes_ml, load_scan, save_mask
 from toolkit.medical.networks import build_network, check_roi
-from toolkit.medical.nifti import is_nifti
+from toolkit.medical.nifti import is_nifti, write_nifti
 from toolkit.medical.transforms import (
     REGION_NAMES,
     REGIONS,
@@ -43,39 +52,42 @@ from toolkit.viz.segment3d import plot_overlay, write_case_csv
 @dataclass
 class Segment3DData:
     source: str = "brain-lesions"  # built-in name or an MSD-style folder (dataset.json, imagesTr/, labelsTr/)
-    roi: list[int] = field(default_factory=lambda: [64, 64, 64])  # train crop and sliding window, voxels
-    num_samples: int = 2  # random crops per case per visit
-    pos: float = 1.0  # crops centred on lesion : background voxels = pos : neg
-    neg: float = 1.0
-    spacing: list[float] = field(default_factory=list)  # resample to this voxel size (mm); [] = keep
-    modalities: list[int] = field(default_factory=list)  # image channels to use, e.g. [3] = FLAIR; [] = all
+    roi: list[PositiveInt] = field(default_factory=lambda: [64, 64, 64])  # train crop and sliding window, voxels
+    num_samples: PositiveInt = 2  # random crops per case per visit
+    pos: NonNegativeFloat = 1.0  # crops centred on lesion : background voxels = pos : neg
+    neg: NonNegativeFloat = 1.0
+    spacing: list[PositiveFloat] = field(default_factory=list)  # resample to this voxel size (mm); [] = keep
+    modalities: list[NonNegativeInt] = field(default_factory=list)  # image channels to use, e.g. [3] = FLAIR; [] = all
     labels: str = "auto"  # auto | brats (1, 2, 4) | msd (Task01: 1 oedema, 2 non-enhancing, 3 enhancing)
-    cache: float = 1.0  # fraction of cases whose deterministic preprocessing is cached in memory
-    val_split: float = 0.2  # held out of training when dataset.json has no "validation" list
-    repeat: int = 1  # visits of each training case per epoch
-    flip: float = 0.5  # probability of a flip along each axis
-    scale: float = 0.1  # random intensity scaling +- (fraction)
-    shift: float = 0.1  # random intensity shift +- (in standard deviations)
-    channels: int = 0  # model input channels; 0 = from the dataset (resolved into the saved config)
+    cache: Probability = 1.0  # fraction of cases whose deterministic preprocessing is cached in memory
+    val_split: Fraction = 0.2  # held out of training when dataset.json has no "validation" list
+    repeat: PositiveInt = 1  # visits of each training case per epoch
+    flip: Probability = 0.5  # probability of a flip along each axis
+    scale: NonNegativeFloat = 0.1  # random intensity scaling +- (fraction)
+    shift: NonNegativeFloat = 0.1  # random intensity shift +- (in standard deviations)
+    channels: NonNegativeInt = 0  # model input channels; 0 = from the dataset (resolved into the saved config)
 
 
 @dataclass
 class Segment3DModel:
     arch: str = "segresnet"  # segresnet | unet | swinunetr
-    init_filters: int = 16  # width of the first level (swinunetr: feature size, a multiple of 12)
-    dropout: float = 0.0
+    init_filters: PositiveInt = 16  # width of the first level (swinunetr: feature size, a multiple of 12)
+    dropout: Fraction = 0.0
     loss: str = "dicece"  # dice | dicece (Dice + binary cross-entropy, both on sigmoid outputs)
-    overlap: float = 0.5  # sliding-window overlap (validation and prediction)
-    sw_batch_size: int = 2  # windows per forward pass
+    overlap: Fraction = 0.5  # sliding-window overlap (validation and prediction)
+    sw_batch_size: PositiveInt = 2  # windows per forward pass
 
 
 @dataclass
 class Segment3DResult:
-    """A predicted BraTS label mask (X, Y, Z) uint8 (1 core, 2 oedema, 4 enhancing) on the input's grid."""
+    """A predicted BraTS label mask (X, Y, Z) uint8 (1 core, 2 oedema, 4 enhancing) on the input's grid; from an
+    ensemble, also its ``uncertainty`` (X, Y, Z) float32: the members' disagreement per voxel, the largest standard
+    deviation of their region probabilities (0 to 0.5)."""
 
     source: str
     mask: np.ndarray
     reference: Volume
+    uncertainty: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         voxel_ml = float(np.prod(self.reference.spacing)) / 1000.0
@@ -86,10 +98,15 @@ class Segment3DResult:
                                                                          BRATS_LABELS).items()}}
 
     def save(self, out_dir: Path) -> list[Path]:
-        """``<stem>_mask.nii.gz`` with the input's affine, plus ``<stem>_mask.seg.dcm`` for DICOM input."""
+        """``<stem>_mask.nii.gz`` with the input's affine, plus ``<stem>_mask.seg.dcm`` for DICOM input, and
+        ``<stem>_uncertainty.nii.gz`` (float32) from an ensemble."""
         name = Path(self.source.rstrip("/")).name
-        stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else Path(name).stem
-        return list(save_mask(self.mask, self.reference, out_dir, f"{stem or 'scan'}_mask", BRATS_LABELS).values())
+        stem = (name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else Path(name).stem) or "scan"
+        paths = list(save_mask(self.mask, self.reference, out_dir, f"{stem}_mask", BRATS_LABELS).values())
+        if self.uncertainty is not None:
+            path = Path(out_dir) / f"{stem}_uncertainty.nii.gz"
+            paths.append(write_nifti(self.uncertainty, self.reference.affine, path, np.float32))
+        return paths
 
 
 def resolve_source(source: str) -> Path:
@@ -101,20 +118,30 @@ def resolve_source(source: str) -> Path:
     return root
 
 
-def decathlon_splits(root: Path, val_split: float, seed: int) -> tuple[dict[str, Any], dict[str, list[dict]]]:
+GROUP_KEYS = ("patient", "subject", "case", "group")  # a dataset.json entry's field naming whose scan it is
+
+
+def decathlon_splits(root: Path, val_split: float, seed: int, folds: Folds | None = None
+                     ) -> tuple[dict[str, Any], dict[str, list[dict]]]:
     """(dataset.json, {"train": [...], "val": [...]}) of {"image": path, "label": path}; without a "validation"
-    list, ``val_split`` of the training cases is held out (seeded)."""
+    list, ``val_split`` of the training cases is held out (seeded). ``folds``: the train / val / test of one
+    cross-validation fold instead (``splits.apply_folds``), never splitting the scans of one patient when every
+    entry names it (``GROUP_KEYS``)."""
     meta = json.loads((root / "dataset.json").read_text())
-    train = load_decathlon_datalist(str(root / "dataset.json"), True, "training", base_dir=str(root))
+    lists = {"train": load_decathlon_datalist(str(root / "dataset.json"), True, "training", base_dir=str(root))}
     if meta.get("validation"):
-        val = load_decathlon_datalist(str(root / "dataset.json"), True, "validation", base_dir=str(root))
-    else:
-        kept, held = val_holdout(len(train), val_split, seed)
-        train, val = take(train, kept), take(train, held)
-    missing = [e[k] for e in train + val for k in ("image", "label") if not Path(e[k]).is_file()]
+        lists["val"] = load_decathlon_datalist(str(root / "dataset.json"), True, "validation", base_dir=str(root))
+    if folds:
+        key = next((k for k in GROUP_KEYS if all(k in e for e in lists["train"] + lists.get("val", []))), None)
+        lists = apply_folds(lists, folds, groups=(lambda e: e[key]) if key else None)
+    elif "val" not in lists:
+        kept, held = val_holdout(len(lists["train"]), val_split, seed)
+        lists = {"train": take(lists["train"], kept), "val": take(lists["train"], held)}
+    missing = [e[k] for entries in lists.values() for e in entries for k in ("image", "label")
+               if not Path(e[k]).is_file()]
     if missing:
         raise DataError(f"{root / 'dataset.json'} lists {len(missing)} missing file(s), e.g. {missing[0]}")
-    return meta, {"train": train, "val": val}
+    return meta, lists
 
 
 def collate(items: list[Any]) -> dict[str, Any]:
@@ -143,6 +170,7 @@ class Segment3DTask:
     DataConfig = Segment3DData
     ModelConfig = Segment3DModel
     monitor = "dice_mean"
+    outputs = "sigmoid"  # the model's outputs, as an Ensemble of such models combines them
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -161,7 +189,8 @@ class Segment3DTask:
     def build_data(self, splits: tuple[str, ...] = ("train", "val", "test")) -> DataBundle:
         d = self.cfg.data
         check_roi(self.cfg.model.arch, tuple(d.roi))
-        meta, lists = decathlon_splits(resolve_source(d.source), d.val_split, self.cfg.train.seed)
+        meta, lists = decathlon_splits(resolve_source(d.source), d.val_split, self.cfg.train.seed,
+                                       folds_of(self.cfg.train, d.val_split))
         d.labels = label_scheme(meta.get("labels", {}), d.labels)
         n_modalities = len(meta.get("modality", {})) or 1
         if any(not 0 <= m < n_modalities for m in d.modalities):
@@ -169,15 +198,15 @@ class Segment3DTask:
                             f"channels {meta.get('modality', {})}")
         d.channels = len(d.modalities) or n_modalities
         spec = self.spec()
-        train = val = None
+        train = None
         if "train" in splits:
             cached = CacheDataset(lists["train"], train_pipeline(spec), cache_rate=d.cache, num_workers=1,
                                   progress=False)
             train = Repeated(cached, max(1, d.repeat))
-        if "val" in splits:
-            val = CacheDataset(lists["val"], eval_pipeline(spec), cache_rate=d.cache, num_workers=1, progress=False)
+        val, test = (CacheDataset(lists[s], eval_pipeline(spec), cache_rate=d.cache, num_workers=1, progress=False)
+                     if s in splits and lists.get(s) else None for s in ("val", "test"))
         info = {"cases": {k: len(v) for k, v in lists.items()}, "labels": d.labels, "channels": d.channels}
-        return DataBundle(train, val, None, classes=self.classes, collate=collate, info=info)
+        return DataBundle(train, val, test, classes=self.classes, collate=collate, info=info)
 
     # -- model and loss -----------------------------------------------------------------------
     def build_model(self, classes: list[str], pretrained: bool = True) -> nn.Module:
@@ -292,7 +321,10 @@ class Segment3DTask:
         for sample in samples:
             if "volume" not in sample:
                 raise DataError("segment3d predicts on scans: pass a .nii/.nii.gz path, a DICOM folder or a zip")
-            regions = segment(self._model_input(sample), model)
-            results.append(Segment3DResult(sample["source"], regions_to_labels(regions.numpy()), sample["volume"]))
+            with spreading(model):  # an ensemble also gives its members' disagreement
+                values = segment.on_grid(self._model_input(sample), model, next(model.parameters()).device)
+            probs, spread = split_spread(values, len(self.classes), dim=0)
+            results.append(Segment3DResult(sample["source"], regions_to_labels((probs > segment.threshold).numpy()),
+                                           sample["volume"], None if spread is None else spread.numpy()))
         return results
 

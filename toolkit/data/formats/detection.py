@@ -91,9 +91,12 @@ def raise_problems(problems: list[Problem], source: Path) -> None:
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the image header, or None if the file is missing or unreadable."""
+    """(width, height) from the image header, or None if the file is missing or unreadable; an image over the
+    pixel limit is an error (``image_io.TooLarge``)."""
     try:
         height, width = image_io.image_size(path)
+    except image_io.TooLarge:
+        raise
     except DataError:
         return None
     return width, height

@@ -12,7 +12,7 @@ Masks are checked up front (size, channels, class ids) so a bad file fails befor
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from toolkit.data.image_io import DICOM_SUFFIXES, IMAGE_SUFFIXES, image_size, pixel_limit
-from toolkit.data.splits import take, val_holdout
+from toolkit.data.splits import Folds, apply_folds, take, val_holdout
 from toolkit.errors import DataError
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
@@ -29,15 +29,21 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class MaskSplits:
-    """(image, mask) path pairs per split, class names (index = mask value), the ignore value."""
+    """(image, mask) path pairs per split, class names (index = mask value), the ignore value, and notes on what
+    was inferred (printed on a run's first lines)."""
 
     pairs: dict[str, list[tuple[Path, Path]]]
     classes: list[str]
     ignore_index: int
+    notes: list[str] = field(default_factory=list)
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """A mask file -> int64 (H, W) class indices. Palette PNGs give their indices, not colours."""
+    """A mask file -> int64 (H, W) class indices. Palette PNGs give their indices, not colours. One over
+    the pixel limit is refused from its header (``image_size``) before it is decoded."""
+    if not path.is_file():
+        raise DataError(f"mask not found: {path}")
+    image_size(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
@@ -46,8 +52,6 @@ def read_mask(path: Path) -> np.ndarray:
         else:
             with pixel_limit(), Image.open(path) as img:  # the same decompression-bomb limit as images
                 array = np.asarray(img)
-    except FileNotFoundError:
-        raise DataError(f"mask not found: {path}") from None
     except Exception as e:  # PIL and tifffile raise many types for broken files
         raise DataError(f"{path}: not a readable mask ({type(e).__name__}: {e})".replace("\n", " ")) from None
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -105,8 +109,8 @@ def _pairs(split_dir: Path) -> list[tuple[Path, Path]]:
     return [(images[s], masks[s]) for s in sorted(images)]
 
 
-def check_pair(image: Path, mask: Path, num_classes: int | None, ignore_index: int) -> int:
-    """Check sizes and class ids of one pair; return the largest class id in the mask."""
+def check_pair(image: Path, mask: Path, num_classes: int | None, ignore_index: int) -> set[int]:
+    """Check sizes and class ids of one pair; return the class ids in the mask (``ignore_index`` left out)."""
     values = read_mask(mask)
     size = image_size(image)
     if tuple(values.shape) != tuple(size):
@@ -121,7 +125,7 @@ def check_pair(image: Path, mask: Path, num_classes: int | None, ignore_index: i
         raise DataError(f"{mask} holds class id {top} but there are {num_classes} classes (0..{num_classes - 1}, "
                         f"ignore {ignore_index}): fix the mask, list the class in classes.yaml, or set "
                         "ignore_index there")
-    return top
+    return {int(i) for i in ids}
 
 
 def holdout_pairs(pairs: list[tuple[Path, Path]], fraction: float, seed: int) -> tuple[list, list]:
@@ -131,23 +135,37 @@ def holdout_pairs(pairs: list[tuple[Path, Path]], fraction: float, seed: int) ->
 
 
 def load_mask_splits(root: str | Path, ignore_index: int = 255, val_split: float = 0.2, seed: int = 0,
-                     splits: tuple[str, ...] = SPLITS) -> MaskSplits:
-    """Find, pair and check the splits under ``root``; ``classes.yaml`` overrides ``ignore_index``."""
+                     splits: tuple[str, ...] = SPLITS, folds: Folds | None = None) -> MaskSplits:
+    """Find, pair and check the splits under ``root``; ``classes.yaml`` overrides ``ignore_index``. ``folds``:
+    the splits of one cross-validation fold (``splits.apply_folds``)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"segmentation dataset not found: {root} (expected {root}/train/images and "
                         f"{root}/train/masks, or a built-in name such as 'nuclei')")
     names, ignore = read_classes(root / "classes.yaml")
     ignore_index = ignore_index if ignore is None else ignore
-    pairs = _find_splits(root, val_split, seed)
+    pairs = apply_folds(_find_splits(root, 0.0), folds) if folds else _find_splits(root, val_split, seed)
     pairs = {s: p for s, p in pairs.items() if s in splits or s == "train"}
     num_classes = len(names) if names else None
-    top = max(check_pair(i, m, num_classes, ignore_index) for p in pairs.values() for i, m in p)
-    classes = names or [f"class{i}" for i in range(max(top + 1, 2))]
-    return MaskSplits({s: p for s, p in pairs.items() if s in splits}, classes, ignore_index)
+    ids = sorted(set().union(*(check_pair(i, m, num_classes, ignore_index) for p in pairs.values() for i, m in p)))
+    classes = names or [f"class{i}" for i in range(max(ids[-1] + 1 if ids else 0, 2))]
+    notes = [] if names else [_inferred(root / "classes.yaml", ids, len(classes), ignore_index)]
+    return MaskSplits({s: p for s, p in pairs.items() if s in splits}, classes, ignore_index, notes)
 
 
-def _find_splits(root: Path, val_split: float, seed: int) -> dict[str, list[tuple[Path, Path]]]:
+def _inferred(path: Path, ids: list[int], count: int, ignore_index: int) -> str:
+    """The note on classes inferred from the mask values ``ids`` (without a ``classes.yaml`` at ``path``)."""
+    shown = (", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")) or "none"
+    note = (f"note: no {path}: {count} classes class0..class{count - 1} inferred from the mask values ({shown}; "
+            f"ignore_index {ignore_index} left out)")
+    if len(ids) < count:
+        return (f"{note}; {count - len(ids)} of them occur in no mask: list the classes in that file, or set "
+                "ignore_index there for a value that is no class")
+    return f"{note}; name them in that file, e.g. classes: [background, nucleus]"
+
+
+def _find_splits(root: Path, val_split: float, seed: int = 0) -> dict[str, list[tuple[Path, Path]]]:
+    """The pairs of each split; ``val_split`` of train is held out as val when there is none (0: none)."""
     if (root / "images").is_dir():
         train, val = holdout_pairs(_pairs(root), val_split, seed)
         return {"train": train, "val": val}
