@@ -1,0 +1,117 @@
+"""onnxruntime against eager PyTorch on the CPU, per task: latency at batch 1 and throughput at batch 8 of each
+task's default model (``toolkit/configs/<task>.yaml``: mobilenet_v2 classifier at 224 px, U-Net mobilenet_v2 on
+256-px crops, Faster R-CNN mobilenet_v2-FPN at 448 px as the nuclei recipe, 3D U-Net on 64^3 windows), in one run.
+
+Weights do not change the cost of a dense network, so the default models are random; a detector's cost does depend
+on what it finds, so ``--checkpoint detect=PATH`` (any task) times a trained run instead, and also exports it with
+the parity check on its val data, whose figures join the table.
+
+    python benchmarks/deploy_speed.py [--checkpoint detect=runs/detect/exp/weights/best.pt ...] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write  # noqa: E402
+
+from toolkit import config as config_mod  # noqa: E402
+from toolkit.engine import checkpoint  # noqa: E402
+from toolkit.engine.onnx_runtime import OnnxModel  # noqa: E402
+from toolkit.export import export_onnx, graphs  # noqa: E402
+from toolkit.tasks import task_class  # noqa: E402
+
+TASKS = ("classify", "segment", "detect", "segment3d")
+SIZES = {"classify": 224, "segment": 256, "detect": 448}  # input side (px) of the default models
+
+
+def default_model(task: str) -> tuple[Any, torch.nn.Module]:
+    """(task, eval model with random weights) of ``configs/<task>.yaml``; detect as the nuclei recipe."""
+    cls = task_class(task)
+    recipes = [task, "detect-nuclei"] if task == "detect" else [task]
+    cfg = config_mod.load(task, cls.DataConfig, cls.ModelConfig, [], recipes=recipes)
+    instance = cls(cfg)
+    if task in ("classify", "segment"):
+        instance.channels = cfg.data.channels = 3
+    if task == "segment3d":
+        cfg.data.channels = 4
+    torch.manual_seed(0)
+    return instance, instance.build_model(["a", "b"] if task != "segment3d" else instance.classes, pretrained=False)
+
+
+def batch_of(task: Any, n: int) -> Any:
+    """``n`` inputs as the model takes them: a list of images for detection, else a batch tensor."""
+    torch.manual_seed(1)
+    if task.name == "detect":
+        return [torch.rand(3, SIZES["detect"], SIZES["detect"]) for _ in range(n)]
+    if task.name == "segment3d":
+        return torch.randn(n, task.cfg.data.channels, *task.cfg.data.roi)
+    return torch.randn(n, 3, SIZES[task.name], SIZES[task.name])
+
+
+def seconds(run: Callable[[], Any], repeats: int) -> float:
+    """Median wall seconds of ``run()`` after one untimed call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def compare(task: Any, model: torch.nn.Module, repeats: int) -> dict[str, Any]:
+    example = batch_of(task, 1)
+    proto, io = graphs.export_graph(task.name, model, example[0] if task.name == "detect" else example)
+    onnx_model = OnnxModel(proto.SerializeToString(), io)
+    row: dict[str, Any] = {"task": task.name}
+    for batch in (1, 8):
+        inputs = batch_of(task, batch)
+        with torch.no_grad():
+            eager = seconds(lambda: model(inputs), repeats)
+        ort = seconds(lambda: onnx_model(inputs), repeats)
+        if batch == 1:
+            row.update({"torch_ms_b1": round(eager * 1000, 1), "onnx_ms_b1": round(ort * 1000, 1),
+                        "speedup_b1": round(eager / ort, 2)})
+        else:
+            row.update({"torch_per_s_b8": round(batch / eager, 1), "onnx_per_s_b8": round(batch / ort, 1),
+                        "speedup_b8": round(eager / ort, 2)})
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", action="append", default=[], help="TASK=PATH: time (and export with "
+                                                                          "parity) this trained run instead")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    trained = dict(item.split("=", 1) for item in args.checkpoint)
+    rows = []
+    for name in args.tasks:
+        if name in trained:
+            done = export_onnx(trained[name], Path("runs/bench") / f"deploy_{name}.onnx")
+            task, model, _ = checkpoint.restore(trained[name], "cpu", backend="torch")
+            row = {**compare(task, model, args.repeats), "model": trained[name], "parity": done.parity.summary}
+        else:
+            task, model = default_model(name)
+            row = {**compare(task, model.eval(), args.repeats), "model": f"configs/{name}.yaml (random weights)"}
+        rows.append(row)
+        print(row, flush=True)
+    write("deploy_speed", rows, f"{os.cpu_count()} CPU cores, torch and onnxruntime on {args.threads} threads, "
+                                f"median of {args.repeats}; load average at the end "
+                                f"{tuple(round(v, 2) for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
