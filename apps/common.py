@@ -49,9 +49,38 @@ def memo(key: tuple, make: Callable[[], Any], keep: int = 4) -> Any:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
-def _load(path: str, mtime: float) -> Any:
-    """A Predictor, shared by the sessions (keyed by path and file time, so a retrained run is reloaded)."""
-    return Predictor.coco_detector() if path == COCO else load_predictor(path)
+def _load(path: str, mtime: float, overrides: tuple[str, ...] = ()) -> Any:
+    """A Predictor, shared by the sessions (keyed by path and file times, so a retrained or newly exported run is
+    reloaded); ``overrides``: ``a.b=c`` settings over the run's config. A checkpoint with a ``toolkit export`` beside
+    it runs on onnxruntime."""
+    if path == COCO:
+        return Predictor.coco_detector()
+    return Predictor.from_checkpoint(path, overrides=list(overrides)) if overrides else load_predictor(path)
+
+
+def _mtime(path: str) -> float:
+    """The newest modification time of ``path`` and of the ``.onnx`` export beside it (0 for the COCO model)."""
+    if path == COCO:
+        return 0.0
+    files = [Path(path), Path(path).with_suffix(".onnx")]
+    return max(p.stat().st_mtime for p in files if p.exists())
+
+
+def with_overrides(predictor: Any, overrides: list[str]) -> Any:
+    """The same model with ``a.b=c`` settings over its config (loaded once, shared like ``pick_model``'s)."""
+    return _load(predictor.source, _mtime(predictor.source), tuple(overrides)) if overrides else predictor
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the PyTorch model for explanations ...")
+def _load_torch(path: str, mtime: float) -> Any:
+    return Predictor.from_checkpoint(path, backend="torch")
+
+
+def explainable(predictor: Any) -> Any:
+    """``predictor``, or for a checkpoint that runs on onnxruntime its PyTorch model: explanations need the weights."""
+    if predictor.backend == "torch" or not predictor.source.endswith(".pt"):
+        return predictor
+    return _load_torch(predictor.source, _mtime(predictor.source))
 
 
 def pick_model(task: str, how_to_make: str, coco: bool = False) -> Any | None:
@@ -64,9 +93,10 @@ def pick_model(task: str, how_to_make: str, coco: bool = False) -> Any | None:
     if not runs:
         st.sidebar.info(f"No {task} run found under {support.runs_dir()}/{task}/. {how_to_make}")
     if source == "Trained run":
-        path = str(st.sidebar.selectbox("Run", runs, format_func=lambda p: str(Path(p).parent.parent)))
+        path = str(st.sidebar.selectbox("Run", runs, format_func=lambda p: support.run_label(Path(p))))
     elif source == "Checkpoint path":
-        path = st.sidebar.text_input("Checkpoint (.pt)", placeholder=f"runs/{task}/exp/weights/best.pt").strip()
+        path = st.sidebar.text_input("Checkpoint (.pt, or .onnx from `toolkit export`)",
+                                     placeholder=f"runs/{task}/exp/weights/best.pt").strip()
     else:
         if coco_weights_file() is None:
             st.sidebar.info(f"torchvision's COCO weights are not in the cache; run `toolkit weights fetch "
@@ -76,8 +106,7 @@ def pick_model(task: str, how_to_make: str, coco: bool = False) -> Any | None:
     if not path:
         return None
     with shown_errors():
-        if path != COCO and not Path(path).is_file():
+        if path != COCO and not Path(path).exists():
             raise ToolkitError(f"checkpoint not found: {path}")
-        mtime = 0.0 if path == COCO else Path(path).stat().st_mtime
-        return support.check_task(_load(path, mtime), task)
+        return support.check_task(_load(path, _mtime(path)), task)
     return None

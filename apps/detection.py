@@ -1,5 +1,6 @@
 """Object detection demo: a trained run (or torchvision's COCO detector) on uploaded images or the bundled nuclei
-image, with confidence / IoU sliders, a class filter, the annotated image, a table, counts and downloads.
+image, with confidence / IoU sliders, a class filter, the annotated image, a table, counts and downloads, and
+"Explain": the heatmap of what drove a chosen detection.
 
 Run: ``toolkit app detection`` or ``streamlit run apps/detection.py``."""
 from __future__ import annotations
@@ -13,11 +14,16 @@ import pandas as pd
 import streamlit as st
 import support
 
+from toolkit.viz import heatmap
+
 HOW_TO = ("Make the demo model with `make apps` (about 10 min on CPU), or train one with `toolkit train detect` "
           "(built-in nuclei data) and reload this page; or give a checkpoint path.")
 SAMPLE = "Sample: nuclei (512 x 512 fluorescence microscopy)"
 TTA_VIEWS = {"none": "1 (fastest)", "hflip": "2: + mirror", "d4": "8: every flip and 90° turn (8x slower)"}
 KEEP = 64  # decoded images and their detections kept per session (more uploads are recomputed on each change)
+# Tiling of a model trained on tiles (the nuclei recipe): a tile k times the trained one, resized k times as large, so
+# objects keep their trained size in pixels with k^2 fewer tiles; benchmarks/detect_latency.py measured the default.
+TILES = {2: "2x the trained tile (fastest)", 1: "as trained"}
 
 
 def pick_images() -> list[tuple[str, str, Any]]:
@@ -47,11 +53,22 @@ def detect(predictor: Any, name: str, image: Any, iou: float, tta: str) -> tuple
     return result, time.perf_counter() - start
 
 
-def show(key: tuple, name: str, result: Any, seconds: float) -> None:
+def tiled(predictor: Any) -> Any:
+    """The predictor with the tile size chosen in the sidebar (only for a model that predicts on tiles)."""
+    data = predictor.task.cfg.data
+    if not getattr(data, "predict_tile", 0):
+        return predictor
+    factor = st.sidebar.selectbox("Tiles", list(TILES), format_func=TILES.get, key="tiles")
+    return common.with_overrides(predictor, [f"data.predict_tile={data.predict_tile * factor}",
+                                             f"data.img_size={data.img_size * factor}"] if factor != 1 else [])
+
+
+def show(key: tuple, name: str, result: Any, seconds: float, engine: str) -> None:
     counts = support.class_counts(result)
     left, right = st.columns([3, 2])
     png = common.memo(("png", *key), lambda: support.annotated_png(result))
-    left.image(png, caption=f"{name}: {len(result.boxes)} detection(s); inference {seconds:.2f} s", width="stretch")
+    left.image(png, caption=f"{name}: {len(result.boxes)} detection(s); inference {seconds:.2f} s ({engine})",
+               width="stretch")
     right.subheader("Counts per class")
     right.table([{"class": c, "count": n} for c, n in counts.items()] or [{"class": "(none)", "count": 0}])
     right.subheader("Detections")
@@ -64,6 +81,27 @@ def show(key: tuple, name: str, result: Any, seconds: float) -> None:
                           "application/json", on_click="ignore")
 
 
+def explain(key: tuple, predictor: Any, name: str, image: Any, conf: float, iou: float) -> None:
+    """"Explain": the box-score Grad-CAM heatmap of a chosen detection (detections without test-time views)."""
+    if not st.toggle("Explain a detection: what the model looked at", key="explain"):
+        return
+    with common.shown_errors():
+        model = common.explainable(predictor)
+        (plain,) = common.memo(("plain", *key), lambda: model.predict(image, conf=conf, iou=iou, tta="none"))
+        if not len(plain.boxes):
+            st.info("No detection above the confidence threshold to explain.")
+            return
+        pick = st.selectbox("Detection (found without test-time views)", range(len(plain.boxes)), key="explain-box",
+                            format_func=lambda i: f"#{i} {plain.classes[int(plain.labels[i])]} {plain.scores[i]:.2f} "
+                                                  f"at x {plain.boxes[i][0]:.0f}, y {plain.boxes[i][1]:.0f}")
+        (found,) = common.memo(("explained", *key, pick), lambda: model.explain(image, target=pick, conf=conf, iou=iou))
+        ((target, heat),) = found.heatmaps.items()
+        title = f"{found.method} @ {found.layer}: {target} ({found.scores[target]:.2f})"
+        st.image(common.memo(("explained-png", *key, pick), lambda: support.figure_png(
+            lambda out: heatmap.plot_heatmap(found.image, heat, out, title, found.boxes[target]))),
+            caption=f"{name}: {title}; {found.seconds:.2f} s", width="stretch")
+
+
 def main() -> None:
     common.setup("Object detection", "Boxes from a trained detection run on your images. Uploads stay in memory.")
     predictor = common.pick_model("detect", HOW_TO, coco=True)
@@ -71,6 +109,10 @@ def main() -> None:
         st.info("Choose a model in the sidebar. " + HOW_TO)
         return
     st.sidebar.header("Detections")
+    predictor = tiled(predictor)
+    if predictor.backend == "torch" and predictor.source.endswith(".pt"):
+        st.sidebar.caption(f"Faster on a CPU: `toolkit export {predictor.source}` writes an ONNX file beside it, "
+                           "which this page then runs on onnxruntime.")
     conf = st.sidebar.slider("Confidence threshold", 0.0, 1.0, 0.25, 0.01, key="conf")
     iou = st.sidebar.slider("NMS IoU threshold", 0.1, 0.95, 0.5, 0.05, key="iou")
     tta = st.sidebar.selectbox("Test-time views", list(TTA_VIEWS), format_func=TTA_VIEWS.get, key="tta")
@@ -80,8 +122,9 @@ def main() -> None:
         st.info("Upload one or more images, or pick the sample.")
         return
     names = {key: name for key, name, _ in images}
+    size = predictor.task.cfg.data.img_size  # changes with the tile choice
     with st.spinner("Detecting ..."):
-        found = {key: common.memo(("detect", predictor.source, key, iou, tta),
+        found = {key: common.memo(("detect", predictor.source, size, key, iou, tta),
                                   lambda name=name, image=image: detect(predictor, name, image, iou, tta), KEEP)
                  for key, name, image in images}
     shown = {key: support.filter_result(result, conf, classes) for key, (result, _) in found.items()}
@@ -91,7 +134,9 @@ def main() -> None:
     pick = st.selectbox("Image", range(len(images)), format_func=lambda i: images[i][1], key="image") \
         if len(images) > 1 else 0
     key = images[pick][0]
-    show((predictor.source, key, iou, tta, conf, tuple(classes)), names[key], shown[key], found[key][1])
+    engine = "onnxruntime" if predictor.backend == "onnx" else "PyTorch"
+    show((predictor.source, size, key, iou, tta, conf, tuple(classes)), names[key], shown[key], found[key][1], engine)
+    explain((predictor.source, size, key, iou, conf), predictor, names[key], images[pick][2], conf, iou)
 
 
 main()

@@ -1,6 +1,8 @@
 """Medical scan viewer: DICOM file(s), a zip of a series or a NIfTI volume (uploaded or bundled); axial, coronal
 and sagittal slices with window presets, values in HU for CT, the header with identifying tags hidden, and
-tumour segmentation (TC/WT/ET overlay, volumes in mL, NIfTI and DICOM SEG downloads). Uploads stay in memory.
+tumour segmentation (TC/WT/ET overlay, volumes in mL, NIfTI and DICOM SEG downloads; a cross-validation run's
+folds segment as an ensemble, with their disagreement as an uncertainty overlay) with "Explain": a region's heatmap
+over the slices. Uploads stay in memory.
 
 Run: ``toolkit app medical`` or ``streamlit run apps/medical.py``."""
 from __future__ import annotations
@@ -16,11 +18,13 @@ import streamlit as st
 import support
 
 from toolkit.medical import WINDOW_PRESETS, auto_window, uploads
+from toolkit.viz import heatmap
 from toolkit.viz import slices as vs
 
 HOW_TO = ("Make the demo tumour model with `make apps` (about 10 min on CPU), or train one with "
           "`toolkit train segment3d` (built-in brain-lesions data) and reload this page.")
 AUTO, FULL = "auto (1st-99th percentile)", "full range"
+REGIONS, UNCERTAINTY = "tumour regions", "uncertainty (disagreement of the folds)"
 
 
 def pick_files() -> tuple[tuple, list[tuple[str, bytes]]]:
@@ -112,9 +116,12 @@ def viewer(key: tuple, scan: uploads.Scan, overlay: Any) -> None:
         opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity") if overlay is not None else 0.0
         image = vs.cut(array, plane, index)
         marker = probe(ras, array, plane, index, image.shape, scan.unit, str(key))
-    mask = vs.cut(overlay, plane, index) if overlay is not None else None
-    rgb = vs.render(image, window, mask, opacity, vs.pixel_mm(ras.affine, plane), marker=marker)
-    legend = "; overlay: TC gold, WT blue, ET red" if overlay is not None else ""
+    cut = vs.cut(overlay, plane, index) if overlay is not None else None
+    heat = cut is not None and cut.dtype.kind == "f"  # an uncertainty map, else BraTS labels
+    rgb = vs.render(image, window, None if heat else cut, opacity, vs.pixel_mm(ras.affine, plane), marker=marker,
+                    heat=cut / 0.5 if heat else None)
+    legend = ("; overlay: uncertainty, the folds' probability spread (bright = 0.5, they disagree most)" if heat
+              else "; overlay: TC gold, WT blue, ET red" if overlay is not None else "")
     left.image(rgb, caption=f"{plane} slice {index + 1} of {n}, window {window[0]:.4g} / {window[1]:.4g}{legend}",
                width="stretch")
 
@@ -149,14 +156,40 @@ def segmentation(key: tuple, scan: uploads.Scan, predictor: Any, name: str) -> A
     if not saved or saved[0] != done:
         return None
     _, result, seconds = saved
-    st.caption(f"Segmented in {seconds:.1f} s by {predictor.source}")
+    engine = "onnxruntime" if predictor.backend == "onnx" else "PyTorch"
+    st.caption(f"Segmented in {seconds:.1f} s by {predictor.source} ({engine})")
     st.table(pd.DataFrame(support.region_volumes(result)).style.format({"volume (mL)": "{:.2f}"}))
     stem = re.sub(r"(\.nii\.gz|\.nii|\.zip|\.dcm)$", "", Path(name).name) + "_mask"
     files = common.memo(("masks", *done), lambda: uploads.mask_downloads(result.mask, scan, stem))
     for file_name, data in files.items():
         kind = "DICOM SEG" if file_name.endswith(".dcm") else "NIfTI"
         st.download_button(f"Mask ({kind})", data, file_name, "application/octet-stream", on_click="ignore")
+    if result.uncertainty is not None and st.radio("Overlay", [REGIONS, UNCERTAINTY], horizontal=True,
+                                                   key="overlay") == UNCERTAINTY:
+        return common.memo(("uncertainty-ras", *done),
+                           lambda: vs.mask_to_ras(result.uncertainty, scan.volume.affine).astype("float32"))
     return common.memo(("mask-ras", *done), lambda: vs.mask_to_ras(result.mask, scan.volume.affine))
+
+
+def explanation(key: tuple, scan: uploads.Scan, predictor: Any, name: str) -> None:
+    """"Explain" after "Segment tumour": the Grad-CAM heatmap of a chosen region, drawn on the axial, coronal and
+    sagittal slices through its peak."""
+    done = ("segmentation", key, getattr(predictor, "source", None))
+    if st.session_state.get("segmentation", (None,))[0] != done:
+        return
+    st.subheader("Explain")
+    region = st.radio("Heatmap of region", ["WT", "TC", "ET"], horizontal=True, key="explain-region")
+    if st.button("Explain region", key="explain"):
+        with common.shown_errors(), st.spinner("Explaining: one more pass over the sliding windows ..."):
+            (found,) = common.explainable(predictor).explain({"volume": scan.volume, "source": name}, target=region)
+            st.session_state["explanation"] = ((*done, region), found)
+    saved = st.session_state.get("explanation")
+    if saved and saved[0] == (*done, region):
+        found = saved[1]
+        title = f"{found.method} @ {found.layer}: {region} (score {found.scores[region] or 0:.2f})"
+        st.image(common.memo(("explained", *done, region), lambda: support.figure_png(
+            lambda out: heatmap.plot_planes(found.planes(region), out, title))),
+            caption=f"{title}; slices through the map's peak; {found.seconds:.1f} s", width="stretch")
 
 
 def header_panel(scan: uploads.Scan) -> None:
@@ -188,6 +221,7 @@ def main() -> None:
         name = Path(files[0][0]).name if len(files) == 1 else "series"
         with below:
             overlay = segmentation(key, scan, predictor, name)
+            explanation(key, scan, predictor, name)
             header_panel(scan)
         with view:
             viewer(key, scan, overlay)

@@ -29,9 +29,18 @@ def runs_dir() -> Path:
 
 
 def find_checkpoints(task: str, root: str | Path | None = None) -> list[Path]:
-    """``<root>/<task>/*/weights/best.pt``, newest first (``root``: ``runs_dir()``)."""
+    """``<root>/<task>/*/weights/best.pt`` and cross-validation runs ``<root>/<task>/*`` (their folds predict as an
+    ensemble), newest first (``root``: ``runs_dir()``)."""
     root = Path(root or runs_dir())
-    return sorted(root.glob(f"{task}/*/weights/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    folds = {p.parent.parent.parent for p in root.glob(f"{task}/*/fold*/weights/best.pt")}
+    return sorted([*root.glob(f"{task}/*/weights/best.pt"), *folds], key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def run_label(path: Path) -> str:
+    """How the model picker names a checkpoint (by its run) or a cross-validation run."""
+    if path.is_dir():
+        return f"{path} (ensemble of {len(list(path.glob('fold*/weights/best.pt')))} folds)"
+    return str(path.parent.parent)
 
 
 def check_task(predictor: Predictor, task: str) -> Predictor:
@@ -104,6 +113,13 @@ def annotated_png(result: Any) -> bytes:
     buffer = io.BytesIO()
     save_annotated(result.image, {"boxes": result.boxes, "labels": result.labels, "scores": result.scores},
                    result.classes, buffer)
+    return buffer.getvalue()
+
+
+def figure_png(draw: Callable[[Any], Any]) -> bytes:
+    """The PNG bytes a figure function writes with ``draw(buffer)`` (e.g. ``toolkit.viz.heatmap.plot_heatmap``)."""
+    buffer = io.BytesIO()
+    draw(buffer)
     return buffer.getvalue()
 
 

@@ -34,7 +34,8 @@ support = app_module("support")
 
 @pytest.fixture(scope="session")
 def app_root(tmp_path_factory) -> Path:
-    """runs/ with runs/detect/exp and runs/segment3d/exp, data/brain-lesions, and cache/ (sharing the wheels)."""
+    """runs/ with runs/detect/exp, runs/segment3d/exp and runs/classify/exp (digits), data/brain-lesions, and cache/
+    (sharing the wheels)."""
     from tests.helpers.detection import make_split
     from toolkit.data.formats.coco import write_coco
 
@@ -49,6 +50,7 @@ def app_root(tmp_path_factory) -> Path:
                      "data.img_size=64", *common])
     data = prepare_brain_lesions(root / "data" / "brain-lesions", n_train=2, n_val=1, spacing_mm=6.0, seed=0)
     train("segment3d", [f"data.source={data}", "data.roi=[32,32,32]", "model.init_filters=8", *common])
+    train("classify", ["data=digits", *common])
     return root
 
 

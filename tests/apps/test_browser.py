@@ -133,3 +133,23 @@ def test_medical_ct_dicom_in_hu_and_a_zipped_study_segmented(browser: Browser, u
     assert Path(download.value.path()).read_bytes()[128:132] == b"DICM"
     page.screenshot(path=tmp_path / "medical_study.png", full_page=True)
     page.locator('[data-testid="stImage"]').first.screenshot(path=tmp_path / "medical_study_slice.png")
+
+
+@pytest.fixture(scope="module")
+def classify_url(app_root: Path, tmp_path_factory) -> Iterator[str]:
+    with serve("classify", app_environment(app_root), tmp_path_factory.mktemp("logs") / "classify.log") as url:
+        yield url
+
+
+def test_classify_sample_top_classes_and_a_heatmap(browser: Browser, classify_url: str, tmp_path: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(TIMEOUT)
+    page.goto(classify_url)
+    expect(page.get_by_text("Top classes", exact=True)).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("gradcam @ stage2: ").first).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("first-layer filters")).to_be_visible(timeout=TIMEOUT)
+    heat = _image_pixels(page, 1)  # the input, then the heatmap of the top class
+    colour = np.max(heat, axis=2).astype(int) - np.min(heat, axis=2)
+    assert (colour > 60).mean() > 0.02  # the jet colours of a heatmap, not a grey image
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=TIMEOUT)  # the page has finished
+    page.screenshot(path=tmp_path / "classify.png", full_page=True)

@@ -116,3 +116,29 @@ def test_coco_detector_from_the_torch_cache(app_env, monkeypatch) -> None:
     assert not _errors(at)
     assert at.sidebar.multiselect[0].options[:3] == ["person", "bicycle", "car"]
     assert len(at.sidebar.multiselect[0].options) == 90
+
+
+def test_an_exported_onnx_file_runs_on_onnxruntime(app_env, app_root: Path, tmp_path: Path) -> None:
+    from toolkit.export import export_onnx
+
+    onnx_file = export_onnx(app_root / "runs" / "detect" / "exp" / "weights" / "best.pt", tmp_path / "det.onnx").path
+    at = _page()
+    at.sidebar.radio[0].set_value("Checkpoint path").run()
+    at.sidebar.text_input[0].set_value(str(onnx_file)).run()
+    at.radio(key="image-source").set_value(at.radio(key="image-source").options[1]).run()
+    assert not _errors(at)
+    assert at.get("image")[0].captions[0].endswith("(onnxruntime)")
+
+
+def test_explain_shows_the_heatmap_of_a_chosen_detection(app_env) -> None:
+    at = _page()
+    at.radio(key="image-source").set_value(at.radio(key="image-source").options[1]).run()
+    at.slider(key="conf").set_value(0.0).run()
+    at.toggle(key="explain").set_value(True).run()
+    assert not _errors(at)
+    boxes = at.selectbox(key="explain-box")
+    assert boxes.options[0].startswith("#0 ") and len(boxes.options) > 1
+    boxes.set_value(1).run()
+    assert not _errors(at)
+    caption = at.get("image")[1].captions[0]
+    assert caption.startswith("nuclei.png: gradcam @ fpn.") and " #1 (" in caption

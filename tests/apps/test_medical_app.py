@@ -113,3 +113,27 @@ def test_uploads_nifti_zip_with_several_series_and_bad_files(app_env) -> None:
     ct_series = next(s for s in uploads.upload_series([("mixed.zip", data)]) if s.modality == "CT")
     at.multiselect[0].set_value([ct_series]).run()
     assert not _errors(at) and _facts(at)["modality"] == "CT"
+
+
+def test_an_exported_onnx_file_segments_on_onnxruntime(app_env, app_root: Path, tmp_path: Path) -> None:
+    from toolkit.export import export_onnx
+
+    onnx_file = export_onnx(app_root / "runs" / "segment3d" / "exp" / "weights" / "best.pt", tmp_path / "s.onnx").path
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.sidebar.radio[0].set_value("Checkpoint path").run()
+    at.sidebar.text_input[0].set_value(str(onnx_file)).run()
+    at.radio(key="scan-source").set_value("Sample").run()
+    at.selectbox(key="sample").set_value(NIFTI).run()
+    at.button(key="segment").click().run()
+    assert not _errors(at)
+    assert any(c.value.endswith("(onnxruntime)") for c in at.caption)
+
+
+def test_explain_after_segmenting_draws_a_region_heatmap(app_env) -> None:
+    at = _sample(NIFTI)
+    at.button(key="segment").click().run()
+    assert not _errors(at) and at.radio(key="explain-region").value == "WT"
+    at.radio(key="explain-region").set_value("TC").run()
+    at.button(key="explain").click().run()
+    assert not _errors(at)
+    assert any(c.startswith("gradcam @ decoder: TC (score ") for image in at.get("image") for c in image.captions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.colors import to_rgb
 from nibabel import orientations
 from PIL import Image
@@ -52,11 +53,12 @@ def pixel_mm(affine: np.ndarray, plane: str) -> tuple[float, float]:
 
 def render(image: np.ndarray, window: tuple[float, float], mask: np.ndarray | None = None, opacity: float = 0.5,
            pixel: tuple[float, float] = (1.0, 1.0), size: int = 512,
-           marker: tuple[int, int] | None = None) -> np.ndarray:
+           marker: tuple[int, int] | None = None, heat: np.ndarray | None = None) -> np.ndarray:
     """A display image (rows, cols) in physical units -> uint8 RGB (H, W, 3), longest side ``size`` px.
 
     ``window`` (centre, width); ``mask`` (rows, cols) BraTS labels blended at ``opacity`` in the region colours;
-    ``pixel`` (row, col) size in mm sets the aspect; ``marker`` (row, col) draws a crosshair there."""
+    ``heat`` (rows, cols) in [0, 1] (e.g. an uncertainty map) blended in the ``inferno`` colours at ``opacity``
+    times its value; ``pixel`` (row, col) size in mm sets the aspect; ``marker`` (row, col) draws a crosshair."""
     scale = max(1.0, 256.0 / window[1])  # DICOM's linear window wants width >= 1: scale small-range data (MR in
     grey = apply_window(image * scale, (window[0] * scale, window[1] * scale))  # [0, 1]) to 256+ levels first
     grey = (grey * 255).round().astype(np.uint8)
@@ -65,6 +67,9 @@ def render(image: np.ndarray, window: tuple[float, float], mask: np.ndarray | No
         for region, values in REGION_LABELS.items():
             hit = np.isin(mask, values)
             rgb[hit] = (1 - opacity) * rgb[hit] + opacity * np.asarray(REGION_RGB[region], np.float32)
+    if heat is not None:
+        alpha = opacity * np.clip(heat, 0, 1)[..., None]
+        rgb = (1 - alpha) * rgb + alpha * 255 * colormaps["inferno"](np.clip(heat, 0, 1))[..., :3]
     rows, cols = image.shape
     height, width = rows * pixel[0], cols * pixel[1]
     scale = size / max(height, width)
