@@ -24,13 +24,20 @@ EXAMPLES = """examples:
   toolkit train detect --help                              # every config key of the detect recipe
   toolkit val runs/classify/exp/weights/best.pt
   toolkit predict runs/classify/exp/weights/best.pt images/ top_k=3
+  toolkit export runs/detect/exp/weights/best.pt           # ONNX beside it; predict/val/apps then use onnxruntime
+  toolkit explain runs/classify/exp/weights/best.pt image.png method=gradcam++ target=Coat
+  toolkit explain runs/classify/exp/weights/best.pt image.png layers   # feature maps, filters
   toolkit data prepare fashion-mnist
   toolkit data check path/to/detection_dataset              # every bad box/label, with file and line
   toolkit data convert path/to/yolo_dataset --to coco --out path/to/coco_dataset
   toolkit weights fetch mobilenet_v2
-  toolkit app detection                                    # Streamlit demo (also: toolkit app medical)
+  toolkit app detection                                    # Streamlit demo (also: toolkit app medical|classify)
   torchrun --nproc_per_node=2 -m toolkit train classify    # DDP
 """
+
+
+BACKEND_HELP = ("auto: onnxruntime for a .onnx file, or on the CPU when `toolkit export` wrote one for this checkpoint "
+                "beside it; torch; onnx")
 
 
 def _options(items: list[str]) -> dict[str, Any]:
@@ -75,10 +82,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_val(args: argparse.Namespace) -> int:
-    from toolkit.engine.run import validate
+    from toolkit.engine.ensemble import default_split
+    from toolkit.engine.run import val_dir, validate
 
-    metrics, report, plots = validate(args.checkpoint, args.overrides, args.split, args.device)
+    split = args.split or default_split(args.checkpoint)
+    out_dir = val_dir(args.checkpoint, split, args.out)
+    metrics, report, plots = validate(args.checkpoint, args.overrides, split, args.device, out_dir, args.backend)
     print(report)
+    print(f"evaluation outputs -> {out_dir}")
     for p in plots:
         print(f"wrote {p}")
     if args.json:
@@ -88,12 +99,15 @@ def cmd_val(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict on every input; one that cannot be read, predicted or saved is reported on one line and skipped,
-    the others go on, and the exit code is then 2."""
+    """Predict on every input, printing each result as it comes, with a progress bar and ETA on stderr; one that
+    cannot be read, predicted or saved is reported on one line and skipped, the others go on, and the exit code is
+    then 2."""
+    from tqdm.auto import tqdm
+
     from toolkit.predict import INPUT_FAILURES, Predictor
 
     sources, options = _predict_arguments(args.inputs)
-    predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, backend=args.backend)
     batch_size = options.pop("batch_size", 8)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ToolkitError(f"batch_size={batch_size!r} must be a positive integer")
@@ -101,13 +115,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     _writing(out_dir, lambda: out_dir.mkdir(parents=True, exist_ok=True))
     records, failed, coco_results = [], [], []
-
-    def report(source: str, error: Exception) -> None:
-        failed.append(source)
-        reason = one_line(error)
-        print(f"skipped: {reason}" if source in reason else f"skipped: {source}: {reason}", file=sys.stderr)
-
-    for result in predictor.stream(sources, batch_size=batch_size, on_error=report, **options):
+    report = _skip_reporter(failed)
+    inputs = predictor.expand_inputs(sources, on_error=report)
+    missing = len(failed)  # inputs not found: not in the bar's total
+    bar = tqdm(total=len(inputs), desc="predict", unit="input", file=sys.stderr, dynamic_ncols=True)
+    for result in predictor.stream(inputs, batch_size=batch_size, on_error=report, **options):
+        bar.update(len(records) + len(failed) - missing + 1 - bar.n)  # this result and the inputs skipped so far
         record = result.to_dict()
         try:
             record["files"] = [str(p) for p in result.save(out_dir)]
@@ -118,7 +131,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             record["image_id"] = len(records)
             coco_results += result.to_coco(len(records))
         records.append(record)
-        print(_summary_line(record))
+        tqdm.write(_summary_line(record), file=sys.stdout)
+    bar.update(len(inputs) - bar.n)
+    bar.close()
     _writing(out_dir, lambda: _write_outputs(records, coco_results, out_dir))
     if failed:
         print(f"error: {len(failed)} of {len(failed) + len(records)} input(s) could not be read, predicted or saved "
@@ -127,14 +142,61 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_arguments(items: list[str]) -> tuple[list[str], dict[str, Any]]:
+def _predict_arguments(items: list[str], verb: str = "predict on") -> tuple[list[str], dict[str, Any]]:
     """``toolkit predict`` arguments -> (inputs, ``key=value`` options); an existing path is always an input."""
     sources, options = [], {}
     for item in items:
         (options.update(_options([item])) if "=" in item and not Path(item).exists() else sources.append(item))
     if not sources:
-        raise ToolkitError("give at least one image, folder or volume to predict on")
+        raise ToolkitError(f"give at least one image, folder or volume to {verb}")
     return sources, options
+
+
+def _skip_reporter(failed: list[str]) -> Callable[[str, Exception], None]:
+    """``report(source, error)``: prints the input's error on one line and adds the input to ``failed``."""
+    def report(source: str, error: Exception) -> None:
+        failed.append(source)
+        from tqdm.auto import tqdm
+
+        reason = one_line(error)  # tqdm.write: the line goes above a running progress bar, not into it
+        tqdm.write(f"skipped: {reason}" if source in reason else f"skipped: {source}: {reason}", file=sys.stderr)
+    return report
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Heatmaps of every input (with the word ``layers``: feature maps and filters) saved under ``--out``; an input
+    that cannot be read or explained is reported on one line and skipped, the others go on, and the exit code is
+    then 2."""
+    from toolkit.predict import INPUT_FAILURES, Predictor
+
+    if args.checkpoint.lower().endswith(".onnx"):
+        raise ToolkitError(f"{args.checkpoint} is an ONNX export; explanations need the PyTorch checkpoint (.pt) it "
+                           "was exported from, e.g. runs/<task>/<name>/weights/best.pt")
+    layers = [item for item in args.inputs if item == "layers" and not Path(item).exists()]
+    sources, options = _predict_arguments([i for i in args.inputs if i not in layers], "explain")
+    method = "layers" if layers else str(options.pop("method", "gradcam"))
+    target, layer = options.pop("target", None), options.pop("layer", None)
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, backend="torch")
+    out_dir, failed, done = Path(args.out), [], 0
+    report = _skip_reporter(failed)
+    for result in predictor.explain(sources, method, target, None if layer is None else str(layer), report,
+                                    **options):
+        try:
+            files = result.save(out_dir)
+        except INPUT_FAILURES as e:
+            report(result.source, e)
+            continue
+        done += 1
+        scores = [f"{t['target']} (score {t['score']:.4f})" if t.get("score") is not None else str(t["target"])
+                  for t in result.to_dict().get("targets", [])]
+        what = f"{result.method} @ {result.layer}: {', '.join(scores)}" if scores else "feature maps and filters"
+        print(f"{result.source}: {what} -> {len(files)} files")
+    print(f"{done} explanation(s) -> {out_dir}")
+    if failed:
+        print(f"error: {len(failed)} of {len(failed) + done} input(s) could not be read, explained or saved "
+              "(listed above)", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _writing(out_dir: Path, write: Callable[[], Any]) -> None:
@@ -172,11 +234,12 @@ def _write_csv(records: list[dict[str, Any]], path: Path) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """Export to ONNX after parity with PyTorch on the run's val inputs; a mismatch is one line, exit 2."""
     from toolkit.export import export_onnx
 
-    path, error = export_onnx(args.checkpoint, args.out, args.size, args.opset)
-    print(f"wrote {path} (max |onnx - torch| = {error:.2e}); "
-          f"use it with toolkit.export.load_onnx_predictor('{path}')")
+    done = export_onnx(args.checkpoint, args.out, args.overrides, args.opset, args.limit)
+    print(f"parity ({done.task}): {done.parity.summary}")
+    print(f"wrote {done.path}; use it like a checkpoint: toolkit predict {done.path} INPUT, toolkit val {done.path}")
     return 0
 
 
@@ -268,26 +331,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="e.g. data=path/to/dataset (picks the recipe the run would use)")
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("val", help="evaluate a checkpoint: toolkit val CKPT [data=...]")
+    p = sub.add_parser("val", help="evaluate a checkpoint, or a cross-validation run's folds as an ensemble: "
+                                   "toolkit val CKPT|RUN_DIR [data=...]")
     p.add_argument("checkpoint")
     p.add_argument("overrides", nargs="*", help="e.g. data=path/to/other/dataset")
-    p.add_argument("--split", default="val", choices=["val", "test"])
+    p.add_argument("--split", choices=["val", "test"], help="default: test for a cross-validation run (its folds "
+                                                           "as an ensemble), else val")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.add_argument("--out", help="folder for the plots (default: <run>/val-<split> of the checkpoint's run, or "
+                                 "runs/val/<name>-<split> for a checkpoint outside a run)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto", help=BACKEND_HELP)
     p.set_defaults(func=cmd_val)
 
-    p = sub.add_parser("predict", help="predict: toolkit predict CKPT INPUT... [conf=0.3 iou=0.5 top_k=5]")
+    p = sub.add_parser("predict", help="predict: toolkit predict CKPT|RUN_DIR|CKPT,CKPT INPUT... [conf=0.3 iou=0.5 "
+                                       "top_k=5]; a run directory of folds or several checkpoints: an ensemble")
     p.add_argument("checkpoint")
     p.add_argument("inputs", nargs="+", help="images, folders or volumes; key=value options")
     p.add_argument("--out", default="runs/predict", help="output folder")
     p.add_argument("--device", default="auto")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto", help=BACKEND_HELP)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", help="export to ONNX with a parity check: toolkit export CKPT")
+    p = sub.add_parser("explain", help="heatmaps: toolkit explain CKPT INPUT... [method=gradcam target=Coat layer=stage3]"
+                                       " | feature maps and filters: toolkit explain CKPT IMAGE layers",
+                       description="Heatmaps of what drove each prediction (overlay PNGs with a colour bar, the raw "
+                                   "maps as .npy or NIfTI, a JSON per input), or with the word `layers` the feature "
+                                   "maps of every backbone stage and the first convolution's filters. Options: "
+                                   "method= (gradcam, gradcam++, hirescam, layercam, scorecam, eigencam; per task), "
+                                   "target= (a class, a detection's index, a region TC/WT/ET), layer= (e.g. stage3), "
+                                   "top_k=, conf=, iou=, overlap=.")
     p.add_argument("checkpoint")
-    p.add_argument("--out", help="output .onnx path (default: next to the checkpoint)")
-    p.add_argument("--size", type=int, default=0, help="example input side in pixels")
+    p.add_argument("inputs", nargs="+", help="images, folders or volumes; key=value options; the word `layers`")
+    p.add_argument("--out", default="runs/explain", help="output folder")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("export", help="export to ONNX, checked against PyTorch on the run's val data: toolkit "
+                                      "export CKPT [data=PATH]")
+    p.add_argument("checkpoint")
+    p.add_argument("overrides", nargs="*", help="e.g. data=path/to/dataset when the run's data has moved")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", help="output .onnx path (default: beside the checkpoint, which --backend auto then uses "
+                                 "on the CPU)")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--limit", type=int, default=0, help="val inputs the parity check runs on (default: up to 256 "
+                                                        "images to classify, 16 to segment or detect, 4 scans)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("data", help="datasets: toolkit data prepare NAME | list | check PATH | "
@@ -304,8 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="a weights enum name, e.g. IMAGENET1K_V2 (default: DEFAULT)")
     p.set_defaults(func=cmd_weights)
 
-    p = sub.add_parser("app", help="start a Streamlit app: toolkit app detection|medical [--port N]")
-    p.add_argument("name", choices=["detection", "medical"])
+    p = sub.add_parser("app", help="start a Streamlit app: toolkit app detection|medical|classify [--port N]")
+    p.add_argument("name", choices=["detection", "medical", "classify"])
     p.add_argument("--port", type=int, default=8501)
     p.set_defaults(func=cmd_app)
     return parser

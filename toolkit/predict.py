@@ -9,7 +9,7 @@ import difflib
 import inspect
 import typing
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from torch import nn
 
 from toolkit import config as config_mod
 from toolkit.data.image_io import IMAGE_SUFFIXES, read_image, to_float
-from toolkit.engine import checkpoint
+from toolkit.engine import checkpoint, ensemble
 from toolkit.engine.distributed import pick_device
 from toolkit.errors import ConfigError, DataError, ToolkitError, WeightsError
 
@@ -38,12 +38,16 @@ class Predictor:
         self.task, self.model, self.classes, self.source = task, model, classes, source
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", overrides: list[str] | None = None
-                        ) -> "Predictor":
-        """The checkpoint's model in eval mode on ``device`` (auto: cuda > mps > cpu), with its task.
+    def from_checkpoint(cls, path: str | Path | list[str | Path], device: str = "auto",
+                        overrides: list[str] | None = None, backend: str = "auto") -> "Predictor":
+        """The checkpoint's model in eval mode on ``device`` (auto: cuda > mps > cpu), with its task. A
+        cross-validation run directory or several checkpoints (a list, or paths joined by commas) predict as an
+        ensemble (``engine.ensemble``), with an uncertainty map for segmentation.
 
-        ``overrides``: ``a.b=c`` settings over the saved config, e.g. ``["data=other/dataset"]``."""
-        task, model, classes = checkpoint.restore(path, device, overrides)
+        ``overrides``: ``a.b=c`` settings over the saved config, e.g. ``["data=other/dataset"]``. ``backend``: torch;
+        onnx (a ``.onnx`` file from ``toolkit export``, or the one beside the checkpoint, on onnxruntime); auto (onnx
+        for a ``.onnx`` path, or on the CPU when an export of this very checkpoint sits beside it; else torch)."""
+        task, model, classes = ensemble.restore(path, device, overrides, backend)
         return cls(task, model, classes, str(path))
 
     @classmethod
@@ -86,6 +90,13 @@ class Predictor:
         return int(getattr(self.task.cfg.data, "channels", 0) or 3)
 
     @property
+    def backend(self) -> str:
+        """``onnx`` when the model runs on onnxruntime (an exported ``.onnx`` file), else ``torch``."""
+        from toolkit.engine.onnx_runtime import OnnxModel
+
+        return "onnx" if any(isinstance(m, OnnxModel) for m in self.model.modules()) else "torch"
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -118,17 +129,46 @@ class Predictor:
 
     def stream(self, inputs: Any, batch_size: int = 8, on_error: OnError | None = None, **options: Any
                ) -> Iterator[Any]:
-        """Like ``predict`` but reads and yields one batch at a time (for large folders). With ``on_error``, an
-        input that cannot be read or predicted is reported as ``on_error(source, error)`` and skipped."""
+        """Like ``predict`` but reads and yields one batch at a time (for large folders); the first batch is one
+        input, so the first result comes as soon as it is ready. With ``on_error``, an input that cannot be read or
+        predicted is reported as ``on_error(source, error)`` and skipped."""
         reading, model_options = self.check_options(options)
         batch: list[dict[str, Any]] = []
+        size = 1
         for sample in self._samples(inputs, reading, on_error):
             batch.append(sample)
-            if len(batch) == batch_size:
+            if len(batch) == size:
                 yield from self._run(batch, model_options, on_error)
-                batch = []
+                batch, size = [], batch_size
         if batch:
             yield from self._run(batch, model_options, on_error)
+
+    def explain(self, inputs: Any, method: str = "gradcam", target: str | int | None = None, layer: str | None = None,
+                on_error: OnError | None = None, **options: Any) -> list[Any]:
+        """What drove each prediction: one ``toolkit.explain`` result per input (heatmaps as arrays; ``save``).
+        ``inputs``: as ``predict``, or one sample as the task reads it (e.g. ``{"volume": Volume, "source": name}``).
+        ``method``: gradcam, gradcam++, scorecam, eigencam ... (``explain_methods``) or ``layers`` (feature maps and
+        filters); ``target``: a class, a detection's index or a region (None: the task's default); ``layer``: e.g.
+        ``stage3`` (None: the task's default); ``options``: e.g. ``top_k``, ``conf``."""
+        from toolkit import explain
+
+        made = self.__dict__.setdefault("_explainers", {})  # an explainer finds its layers once per model
+        if (method, layer) not in made:
+            made[method, layer] = explain.explainer(self.task, self.model, self.classes, method, layer, self.source)
+        explain_one = made[method, layer]
+        reading = {k: options.pop(k) for k in list(options) if k in _keyword_only(self.task.read_input)}
+        options = explain.check_call(explain_one, target, options, self.task_name)
+        samples = [inputs] if isinstance(inputs, dict) else self._samples(inputs, reading, on_error)
+        return [result for sample in samples
+                if (result := _guarded(str(sample.get("source", "input")),
+                                       lambda: explain_one(sample, target, **options), on_error)) is not None]
+
+    @property
+    def explain_methods(self) -> list[str]:
+        """The heatmap methods ``explain`` takes for this task (besides ``layers``)."""
+        from toolkit.explain import TASK_METHODS
+
+        return list(TASK_METHODS[self.task_name])
 
     def predict_volume(self, volume: Any, source: str = "scan", progress: Callable[[float], None] | None = None
                        ) -> Any:
@@ -157,17 +197,24 @@ class Predictor:
         except INPUT_FAILURES:
             return [result for sample in batch for result in self._run([sample], options, on_error)]
 
+    def expand_inputs(self, inputs: Any, on_error: OnError | None = None) -> list[Any]:
+        """``inputs`` one by one: a folder becomes its files (for segment3d, a DICOM folder stays one scan); arrays
+        stay as they are. With ``on_error``, a missing path is reported and left out."""
+        found: list[Any] = []
+        for item in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+            is_array = isinstance(item, np.ndarray)
+            found += [item] if is_array else _guarded(str(item), lambda: self._expand(Path(item)), on_error) or []
+        return found
+
     def _samples(self, inputs: Any, options: dict[str, Any], on_error: OnError | None) -> Iterator[dict[str, Any]]:
         """One sample per input file (read with the read ``options``) or array (H, W[, C])."""
-        items: Iterable[Any] = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        for item in items:
+        for item in self.expand_inputs(inputs, on_error):
             if isinstance(item, np.ndarray):
                 yield {"image": to_float(item if item.ndim == 3 else item[:, :, None]), "source": "array"}
                 continue
-            for path in _guarded(str(item), lambda: self._expand(Path(item)), on_error) or []:
-                sample = _guarded(str(path), lambda: self.task.read_input(path, **options), on_error)
-                if sample is not None:
-                    yield sample
+            sample = _guarded(str(item), lambda: self.task.read_input(item, **options), on_error)
+            if sample is not None:
+                yield sample
 
     def _expand(self, path: Path) -> list[Path]:
         """The task's ``expand_input(path)`` if it has one (e.g. a DICOM folder is one scan), else ``expand``."""

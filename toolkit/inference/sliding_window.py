@@ -58,9 +58,16 @@ class ScanSegmenter:
 
     @torch.no_grad()
     def __call__(self, image: MetaTensor, model: nn.Module) -> torch.Tensor:
-        device = next(model.parameters()).device
+        return self.on_grid(image, model, next(model.parameters()).device) > self.threshold
+
+    @torch.no_grad()
+    def on_grid(self, image: MetaTensor, network: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+                activation: Callable[[torch.Tensor], torch.Tensor] = torch.sigmoid) -> torch.Tensor:
+        """``activation`` of ``network``'s stitched windows (K, X, Y, Z) float on the grid of ``image``: prepared by
+        the pipeline, windows on ``device``, resampled back through its inverse. ``network``: the model, or any
+        callable of a window batch (B, C, x, y, z) -> (B, K, x, y, z)."""
         data = self.pipeline({"image": image})
-        logits = self.window(data["image"].as_tensor()[None].to(device), model)
-        data["pred"] = MetaTensor(torch.sigmoid(logits[0].float()).cpu(), meta=data["image"].meta)
+        out = self.window(data["image"].as_tensor()[None].to(device), network)
+        data["pred"] = MetaTensor(activation(out[0].float()).cpu(), meta=data["image"].meta)
         restored = Invertd("pred", transform=self.pipeline, orig_keys="image", nearest_interp=False)(data)["pred"]
-        return torch.as_tensor(restored) > self.threshold
+        return torch.as_tensor(restored)

@@ -62,10 +62,10 @@ class DetectionTTA:
         if len(self.views) == 1:
             return model(images)
         per_view = [model([to_view(x, *v) for x in images]) for v in self.views]
-        return [_fuse(x, [dets[i] for dets in per_view], self.views) for i, x in enumerate(images)]
+        return [fuse(x, [dets[i] for dets in per_view], self.views) for i, x in enumerate(images)]
 
 
-def _fuse(image: torch.Tensor, dets: Detections, views: list[tuple[bool, bool, bool]]) -> dict[str, torch.Tensor]:
+def fuse(image: torch.Tensor, dets: Detections, views: list[tuple[bool, bool, bool]]) -> dict[str, torch.Tensor]:
     from ensemble_boxes import weighted_boxes_fusion
 
     h, w = image.shape[-2:]
