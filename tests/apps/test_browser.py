@@ -145,7 +145,8 @@ def test_classify_sample_top_classes_and_a_heatmap(browser: Browser, classify_ur
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.set_default_timeout(TIMEOUT)
     page.goto(classify_url)
-    expect(page.get_by_text("Top classes", exact=True)).to_be_visible(timeout=TIMEOUT)
+    main = page.get_by_test_id("stMainBlockContainer")  # the sidebar's slider has the same label
+    expect(main.get_by_text("Top classes", exact=True)).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("gradcam @ stage2: ").first).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("first-layer filters")).to_be_visible(timeout=TIMEOUT)
     heat = _image_pixels(page, 1)  # the input, then the heatmap of the top class
