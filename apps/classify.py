@@ -58,9 +58,9 @@ def heatmaps(key: tuple, predictor: Any, image: Any, top: list[tuple[str, float]
             (found,) = common.memo(("explain", *key, method, layer, cls), lambda cls=cls: predictor.explain(
                 image, method=method, target=cls, layer=None if layer == AUTO else layer))
             title = f"{method} @ {found.layer}: {cls} ({found.scores[cls]:.3f})"
-            columns[i % len(columns)].image(common.memo(("heat-png", *key, method, layer, cls), lambda: support.figure_png(
-                lambda out: heatmap.plot_heatmap(image, found.heatmaps[cls], out, title))), caption=title,
-                width="stretch")
+            figure = common.memo(("heat-png", *key, method, layer, cls), lambda: support.figure_png(
+                lambda out: heatmap.plot_heatmap(image, found.heatmaps[cls], out, title)))
+            columns[i % len(columns)].image(figure, caption=title, width="stretch")
 
 
 def inside(key: tuple, maps: Any) -> None:
@@ -74,10 +74,9 @@ def inside(key: tuple, maps: Any) -> None:
         grid, out, stage))), caption=f"{stage}: the most active of {grid.shape[0]} channels", width="stretch")
     right.image(common.memo(("filters", *key), lambda: support.figure_png(lambda out: features.plot_filters(
         maps.filters, out, "first convolution"))), caption="first-layer filters", width="stretch")
-    if maps.walk:
-        with st.expander("Layer by layer: what each operation did to the image"):
-            st.image(common.memo(("walk", *key), lambda: support.figure_png(lambda out: features.plot_walk(
-                maps.walk, out, maps.classes))), width="stretch")
+    if maps.walk and st.toggle("Layer by layer: what each operation did to the image", key="walk"):
+        st.image(common.memo(("walk", *key), lambda: support.figure_png(lambda out: features.plot_walk(
+            maps.walk, out, maps.classes))), width="stretch")
 
 
 def main() -> None:

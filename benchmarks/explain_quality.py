@@ -169,7 +169,8 @@ def segment3d_rows(path: str) -> list[dict[str, Any]]:
     rows.append({"task": "segment3d", "measure": "pointing game: WT peak within WT dilated 5 mm, val cases",
                  "value": hits / n_val, "pass": hits / n_val >= 0.9, "inputs": n_val})
     explain_s, predict_s = [], []
-    for sample in samples[:3]:
+    predictor.explain(samples[0], target="WT")  # finds its layers once per model (a forward pass of one window)
+    for sample in samples[1:4]:
         predict_s.append(timed(lambda: predictor.task.predict(predictor.model, [sample], progress=False))[1])
         explain_s.append(timed(lambda: predictor.explain(sample))[1])
     ratio = float(np.mean(explain_s) / np.mean(predict_s))

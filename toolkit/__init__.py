@@ -49,7 +49,8 @@ def load_predictor(path: str, device: str = "auto") -> Any:
 
 def sample_input(name: str) -> Any:
     """A sample input file, made once from a built-in dataset: ``nuclei`` (512 x 512 microscopy PNG), ``brain``
-    (4-channel MR NIfTI), ``brain-dicom`` (the same as DICOM series folders); e.g. ``predict(sample_input("nuclei"))``."""
+    (4-channel MR NIfTI), ``brain-dicom`` (the same as DICOM series folders), ``fashion-mnist`` and ``digits`` (a
+    folder with one test image per class); e.g. ``predict(sample_input("nuclei"))``."""
     from toolkit.data.samples import sample_input as make
 
     return make(name)

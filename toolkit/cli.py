@@ -174,7 +174,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                            "was exported from, e.g. runs/<task>/<name>/weights/best.pt")
     layers = [item for item in args.inputs if item == "layers" and not Path(item).exists()]
     sources, options = _predict_arguments([i for i in args.inputs if i not in layers], "explain")
-    method = "layers" if layers else str(options.pop("method", "gradcam"))
+    method = "layers" if layers else str(options.pop("method")) if "method" in options else None
     target, layer = options.pop("target", None), options.pop("layer", None)
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device, backend="torch")
     out_dir, failed, done = Path(args.out), [], 0
@@ -353,12 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto", help=BACKEND_HELP)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("explain", help="heatmaps: toolkit explain CKPT INPUT... [method=gradcam target=Coat layer=stage3]"
-                                       " | feature maps and filters: toolkit explain CKPT IMAGE layers",
+    p = sub.add_parser("explain", help="heatmaps: toolkit explain CKPT INPUT... [method=gradcam target=Coat "
+                                       "layer=stage3] | feature maps and filters: toolkit explain CKPT IMAGE layers",
                        description="Heatmaps of what drove each prediction (overlay PNGs with a colour bar, the raw "
                                    "maps as .npy or NIfTI, a JSON per input), or with the word `layers` the feature "
                                    "maps of every backbone stage and the first convolution's filters. Options: "
-                                   "method= (gradcam, gradcam++, hirescam, layercam, scorecam, eigencam; per task), "
+                                   "method= (gradcam, gradcam++, hirescam, layercam, scorecam, eigencam; per task; "
+                                   "default gradcam, hirescam for detection), "
                                    "target= (a class, a detection's index, a region TC/WT/ET), layer= (e.g. stage3), "
                                    "top_k=, conf=, iou=, overlap=.")
     p.add_argument("checkpoint")

@@ -143,13 +143,13 @@ class Predictor:
         if batch:
             yield from self._run(batch, model_options, on_error)
 
-    def explain(self, inputs: Any, method: str = "gradcam", target: str | int | None = None, layer: str | None = None,
-                on_error: OnError | None = None, **options: Any) -> list[Any]:
+    def explain(self, inputs: Any, method: str | None = None, target: str | int | None = None,
+                layer: str | None = None, on_error: OnError | None = None, **options: Any) -> list[Any]:
         """What drove each prediction: one ``toolkit.explain`` result per input (heatmaps as arrays; ``save``).
         ``inputs``: as ``predict``, or one sample as the task reads it (e.g. ``{"volume": Volume, "source": name}``).
-        ``method``: gradcam, gradcam++, scorecam, eigencam ... (``explain_methods``) or ``layers`` (feature maps and
-        filters); ``target``: a class, a detection's index or a region (None: the task's default); ``layer``: e.g.
-        ``stage3`` (None: the task's default); ``options``: e.g. ``top_k``, ``conf``."""
+        ``method``: gradcam, gradcam++, scorecam, eigencam ... (``explain_methods``, the first is the default) or
+        ``layers`` (feature maps and filters); ``target``: a class, a detection's index or a region (None: the
+        task's default); ``layer``: e.g. ``stage3`` (None: the task's default); ``options``: e.g. ``top_k``."""
         from toolkit import explain
 
         made = self.__dict__.setdefault("_explainers", {})  # an explainer finds its layers once per model

@@ -28,6 +28,9 @@ def test_sample_top_classes_heatmaps_feature_maps_and_filters(app_env) -> None:
     assert any(c.startswith(f"gradcam @ stage2: {top['class'][0]} (") for c in captions)  # the top class's map
     assert any(c.startswith("stage3: the most active of 128 channels") for c in captions)
     assert "first-layer filters" in captions
+    shown = len(at.get("image"))
+    at.toggle(key="walk").set_value(True).run()
+    assert not _errors(at) and len(at.get("image")) == shown + 1  # the walk through every layer
     at.multiselect[0].set_value(list(top["class"][:2])).run()
     at.selectbox(key="method").set_value("gradcam++").run()
     at.selectbox(key="layer").set_value("stage1").run()

@@ -37,15 +37,18 @@ def test_a_map_per_box_for_every_architecture(arch: str, blobs_png) -> None:
     assert result.scores[name] == pytest.approx(float(found.scores[pick]))
 
 
-def test_faster_rcnn_explains_small_boxes_at_the_finest_pyramid_level(blobs_png, tmp_path: Path) -> None:
+def test_defaults_a_pyramid_level_and_a_frozen_backbone(blobs_png, tmp_path: Path) -> None:
     predictor = _detector("fasterrcnn", trainable_stages=1)  # a frozen backbone: nothing asks for gradients there
     before = state_of(predictor.model)
     (result,) = predictor.explain(blobs_png(SIZE), target=0, conf=0.0)
     assert_untouched(before, predictor.model)
     ((name, heatmap),) = result.heatmaps.items()
-    assert result.layer == "fpn.stage2" and name.endswith("#0") and heatmap.max() == pytest.approx(1.0)
+    assert (result.method, result.layer) == ("hirescam", "stage4")  # the stride-16 stage
+    assert name.endswith("#0") and heatmap.max() == pytest.approx(1.0)
+    (level,) = predictor.explain(blobs_png(SIZE), target=0, conf=0.0, layer="fpn.stage2", method="gradcam")
+    assert level.layer == "fpn.stage2" and next(iter(level.heatmaps.values())).max() == pytest.approx(1.0)
     files = result.save(tmp_path)
-    record = json.loads((tmp_path / f"blobs{SIZE}_gradcam.json").read_text())
+    record = json.loads((tmp_path / f"blobs{SIZE}_hirescam.json").read_text())
     assert len(record["targets"]) == 1 and len(record["targets"][0]["box"]) == 4 and len(files) == 3
     (pyramid,) = predictor.explain(blobs_png(SIZE), method="eigencam", conf=0.0)
     assert pyramid.layer == "fpn" and pyramid.heatmaps["all detections"].shape == (SIZE, SIZE)
@@ -55,8 +58,8 @@ def test_faster_rcnn_explains_small_boxes_at_the_finest_pyramid_level(blobs_png,
 def test_large_images_are_explained_on_the_prediction_tiles(tmp_path: Path, blobs_png) -> None:
     predictor = _detector("fasterrcnn")
     predictor.task.cfg.data.predict_tile = 48  # a 96-px image: tiles of 48 px
-    (result,) = predictor.explain(blobs_png(96), conf=0.0, top_k=3, layer="stage3")
-    assert len(result.heatmaps) == 3
+    (result,) = predictor.explain(blobs_png(96), conf=0.0, top_k=2, layer="stage3")
+    assert len(result.heatmaps) == 2
     for name, heatmap in result.heatmaps.items():
         assert heatmap.shape == (96, 96) and heatmap.max() == pytest.approx(1.0)
         rows, cols = np.nonzero(heatmap)  # the map lies in the 48-px tile the box was explained in

@@ -17,7 +17,8 @@ def test_the_sanity_check_flags_maps_that_ignore_the_model(digits_predictor, dig
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     random_model = randomised(model)
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())  # the original is kept
-    changed = [k for k, v in random_model.state_dict().items() if v.is_floating_point() and not torch.equal(v, weights[k])]
+    changed = [k for k, v in random_model.state_dict().items()
+               if v.is_floating_point() and not torch.equal(v, weights[k])]
     assert len(changed) >= len([k for k in weights if k.endswith("weight")])
     edge_maps = [np.abs(np.gradient(image.astype(float))[0]) for image in digit_images]  # ignores any model
     same = np.mean([rank_correlation(m, m) for m in edge_maps])

@@ -6,8 +6,8 @@ callable ``explain(sample, target=None, **options) -> result`` (``Predictor.expl
 - classify (``classify.py``): a heatmap per top-k class or a named class; gradcam, gradcam++, hirescam, layercam,
   scorecam (gradient-free), eigencam.
 - segment (``segment.py``): a heatmap per class region (what drove the pixels predicted as that class).
-- detect (``detect.py``): a heatmap per detected box (box-score Grad-CAM) or one gradient-free EigenCAM map, for
-  Faster R-CNN, RetinaNet, FCOS and SSDlite.
+- detect (``detect.py``): a heatmap per detected box (box-score HiResCAM or Grad-CAM) or one gradient-free
+  EigenCAM map, for Faster R-CNN, RetinaNet, FCOS and SSDlite.
 - segment3d (``volume.py``): a heatmap per region (TC / WT / ET) over the whole scan through the sliding window.
 - ``method="layers"`` (``layers.py``): feature maps of every backbone stage, first-layer filters, simple_cnn's walk.
 
@@ -39,13 +39,13 @@ __all__ = ["EXPLAINERS", "Explanation", "FeatureMaps", "LAYERS", "METHODS", "TAS
            "check_call", "explainer"]
 
 
-def explainer(task: Any, model: nn.Module, classes: list[str], method: str = "gradcam", layer: str | None = None,
+def explainer(task: Any, model: nn.Module, classes: list[str], method: str | None = None, layer: str | None = None,
               source: str = "model") -> Callable[..., Any]:
-    """The explainer of ``task``'s ``model`` with ``method`` (see ``TASK_METHODS``; ``layers`` for feature maps)
-    at ``layer`` (None = the task's default). ConfigError for an ONNX model, a method the task cannot use, or an
-    unknown layer (listing the valid ones)."""
+    """The explainer of ``task``'s ``model`` with ``method`` (see ``TASK_METHODS``, the first is the default;
+    ``layers`` for feature maps) at ``layer`` (None = the task's default). ConfigError for an ONNX model, a method
+    the task cannot use, or an unknown layer (listing the valid ones)."""
     check_explainable(model, source)
-    check_method(task.name, method)
+    method = check_method(task.name, method or TASK_METHODS[task.name][0])
     if method == LAYERS:
         return LayerView(task, model, classes)
     return EXPLAINERS[task.name](task, model, classes, method, layer)

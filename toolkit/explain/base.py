@@ -31,7 +31,8 @@ from toolkit.inference.ensemble import Ensemble
 METHODS: dict[str, type[BaseCAM]] = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM,
                                      "layercam": LayerCAM, "scorecam": ScoreCAM, "eigencam": EigenCAM}
 GRADIENT_FREE = ("scorecam", "eigencam")
-# what each task's outputs allow: score-CAM needs one class score per image, 3D maps need 5D-aware weights
+# what each task's outputs allow (the first is the task's default): score-CAM needs one class score per image,
+# 3D maps need 5D-aware weights, a box's own evidence needs per-activation weights (HiResCAM, see explain/detect.py)
 TASK_METHODS = {"classify": ("gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "eigencam"),
                 "segment": ("gradcam", "gradcam++", "hirescam", "layercam", "eigencam"),
                 "detect": ("hirescam", "gradcam", "eigencam"),

@@ -1,9 +1,11 @@
 """Detection, every torchvision architecture the toolkit builds (Faster R-CNN, RetinaNet, FCOS, SSDlite):
 
-- ``gradcam``: one heatmap per detected box, Grad-CAM of pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` (the
-  box's score plus its IoU with the model's matching box, 0 if none matches) at a level of the feature pyramid
-  (default: the finest, ``fpn.<first level>``, where small objects are pooled or predicted; a box taken from
-  another level has a map of zeros there: pick that level, or a backbone stage, which every level depends on).
+- ``hirescam`` (default) and ``gradcam``: one heatmap per detected box, the CAM of pytorch-grad-cam's
+  ``FasterRCNNBoxScoreTarget`` (the box's score plus its IoU with the model's matching box, 0 if none matches) at
+  a backbone stage (default: the stride-16 one, which every pyramid level depends on) or a pyramid level
+  (``fpn.<stage>``; a box taken from another level has a map of zeros there). HiResCAM weighs each activation by
+  its own gradient, so a box's map shows where that box's evidence lies; Grad-CAM averages the gradient over the
+  map first, which lights up every object of the class alike (benchmarks/explain_quality.py measures both).
 - ``eigencam``: gradient-free, one map for the whole image from the first principal component of the feature
   pyramid (all levels resized to stride 16 and stacked, as pytorch-grad-cam's Faster R-CNN tutorial does).
 
@@ -34,14 +36,16 @@ SIZE_DIVISIBLE = 32  # torchvision's detection transform pads batches to this; i
 
 
 class DetectExplainer:
-    """``explainer(sample, target, conf=, iou=, top_k=)``: heatmaps of a toolkit ``Detector`` for ``sample["image"]``."""
+    """``explainer(sample, target, conf=, iou=, top_k=)``: heatmaps of a toolkit ``Detector`` for the sample's
+    ``image``."""
 
     def __init__(self, task: Any, model: nn.Module, classes: list[str], method: str, layer: str | None) -> None:
         self.task, self.model, self.classes, self.method = task, model, classes, method
         neck = model.model.backbone
         levels = {f"{PYRAMID}.{k}": Layer(f"{PYRAMID}.{k}", neck, k, entry) for k, entry in pyramid_entries(neck)}
         named = {**backbone_stages(neck.body, 3), PYRAMID: Layer(PYRAMID, neck), **levels}
-        self.layer = pick_layer(model, named, layer, PYRAMID if method == "eigencam" else next(iter(levels)))
+        stride16 = [n for n, stride in zip(neck.body.stage_names, neck.body.strides) if stride <= 16][-1]
+        self.layer = pick_layer(model, named, layer, PYRAMID if method == "eigencam" else stride16)
         if (self.layer.name == PYRAMID) != (method == "eigencam"):
             stages = ", ".join(n for n in named if n != PYRAMID)
             raise ConfigError(f"layer '{self.layer.name}' does not fit method '{method}': eigencam explains the "

@@ -107,8 +107,9 @@ class VolumeExplanation:
         return paths
 
     def planes(self, region: str, channel: int = -1) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """(plane, grey RGB uint8 slice, heatmap slice at its size) of the axial, coronal and sagittal planes through the
-        peak of ``region``'s map, radiological view, the scan's ``channel`` windowed to its 1st-99th percentile."""
+        """(plane, grey RGB uint8 slice, heatmap slice at its size) of the axial, coronal and sagittal planes
+        through the peak of ``region``'s map, radiological view, the scan's ``channel`` windowed to its 1st-99th
+        percentile."""
         scan = vs.to_ras(self.reference)
         array = scan.array[..., channel] if scan.array.ndim == 4 else scan.array
         heat = vs.mask_to_ras(self.heatmaps[region], self.reference.affine)
