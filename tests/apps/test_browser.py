@@ -77,6 +77,7 @@ def test_detection_upload_table_counts_and_json_download(browser: Browser, urls:
     expect(page.locator('[data-testid="stSlider"]').first).to_contain_text("0.00")
     grid = page.locator('[data-testid="stDataFrame"] table[role="grid"]').first
     expect(grid).not_to_have_attribute("aria-rowcount", "1")
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=TIMEOUT)  # the page has finished
     rows = int(grid.get_attribute("aria-rowcount")) - 1  # minus the header row
     counts = page.locator('[data-testid="stTable"] td').all_inner_texts()
     assert rows > 0 and sum(int(c) for c in counts if c.isdigit()) == rows
