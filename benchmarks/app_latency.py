@@ -29,11 +29,14 @@ BRAIN_SAMPLE = "Brain MR volume: 4-channel NIfTI (the same case)"
 
 
 def runs_with(checkpoints: dict[str, Path], root: Path) -> Path:
-    """A runs/ folder holding just the given checkpoints as ``<task>/bench/weights/best.pt`` (symlinks)."""
+    """A runs/ folder holding just the given checkpoints as ``<task>/bench/weights/best.pt`` (symlinks), with the
+    ``toolkit export`` beside each when there is one (the apps then run it on onnxruntime)."""
     for task, path in checkpoints.items():
         target = root / task / "bench" / "weights" / "best.pt"
         target.parent.mkdir(parents=True)
         target.symlink_to(Path(path).resolve())
+        if Path(path).with_suffix(".onnx").is_file():
+            target.with_suffix(".onnx").symlink_to(Path(path).with_suffix(".onnx").resolve())
     return root
 
 

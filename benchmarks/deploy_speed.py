@@ -1,10 +1,10 @@
-"""onnxruntime against eager PyTorch on the CPU, per task: latency at batch 1 and throughput at batch 8 of each
+"""onnxruntime against eager PyTorch on the CPU, per task: CPU time at batch 1 and throughput at batch 8 of each
 task's default model (``toolkit/configs/<task>.yaml``: mobilenet_v2 classifier at 224 px, U-Net mobilenet_v2 on
 256-px crops, Faster R-CNN mobilenet_v2-FPN at 448 px as the nuclei recipe, 3D U-Net on 64^3 windows), in one run.
 
 Weights do not change the cost of a dense network, so the default models are random; a detector's cost does depend
-on what it finds, so ``--checkpoint detect=PATH`` (any task) times a trained run instead, and also exports it with
-the parity check on its val data, whose figures join the table.
+on what it finds, so ``--checkpoint detect=PATH`` (any task) times a trained run instead (a detector on its own val
+images), and also exports it with the parity check on its val data, whose figures join the table.
 
     python benchmarks/deploy_speed.py [--checkpoint detect=runs/detect/exp/weights/best.pt ...] [--threads 2]
 """
@@ -26,7 +26,7 @@ from common import write  # noqa: E402
 from toolkit import config as config_mod  # noqa: E402
 from toolkit.engine import checkpoint  # noqa: E402
 from toolkit.engine.onnx_runtime import OnnxModel  # noqa: E402
-from toolkit.export import export_onnx, graphs  # noqa: E402
+from toolkit.export import export_onnx, graphs, parity  # noqa: E402
 from toolkit.tasks import task_class  # noqa: E402
 
 TASKS = ("classify", "segment", "detect", "segment3d")
@@ -47,34 +47,38 @@ def default_model(task: str) -> tuple[Any, torch.nn.Module]:
     return instance, instance.build_model(["a", "b"] if task != "segment3d" else instance.classes, pretrained=False)
 
 
-def batch_of(task: Any, n: int) -> Any:
-    """``n`` inputs as the model takes them: a list of images for detection, else a batch tensor."""
+def batch_of(task: Any, n: int, images: list[torch.Tensor] | None = None) -> Any:
+    """``n`` inputs as the model takes them: a list of images for detection (``images`` in turn when given: a
+    detector's cost depends on what it sees), else a batch tensor."""
     torch.manual_seed(1)
     if task.name == "detect":
-        return [torch.rand(3, SIZES["detect"], SIZES["detect"]) for _ in range(n)]
+        return [images[i % len(images)] if images else torch.rand(3, SIZES["detect"], SIZES["detect"])
+                for i in range(n)]
     if task.name == "segment3d":
         return torch.randn(n, task.cfg.data.channels, *task.cfg.data.roi)
     return torch.randn(n, 3, SIZES[task.name], SIZES[task.name])
 
 
 def seconds(run: Callable[[], Any], repeats: int) -> float:
-    """Median wall seconds of ``run()`` after one untimed call."""
+    """Median CPU seconds of ``run()`` (all threads of this process) after one untimed call: on one thread, the
+    wall time on an idle core (a busy machine stretches wall time, not CPU time)."""
     run()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         run()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
-def compare(task: Any, model: torch.nn.Module, repeats: int) -> dict[str, Any]:
-    example = batch_of(task, 1)
+def compare(task: Any, model: torch.nn.Module, repeats: int, images: list[torch.Tensor] | None = None
+            ) -> dict[str, Any]:
+    example = batch_of(task, 1, images)
     proto, io = graphs.export_graph(task.name, model, example[0] if task.name == "detect" else example)
     onnx_model = OnnxModel(proto.SerializeToString(), io)
     row: dict[str, Any] = {"task": task.name}
     for batch in (1, 8):
-        inputs = batch_of(task, batch)
+        inputs = batch_of(task, batch, images)
         with torch.no_grad():
             eager = seconds(lambda: model(inputs), repeats)
         ort = seconds(lambda: onnx_model(inputs), repeats)
@@ -93,7 +97,7 @@ def main() -> None:
                                                                           "parity) this trained run instead")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     trained = dict(item.split("=", 1) for item in args.checkpoint)
@@ -102,14 +106,17 @@ def main() -> None:
         if name in trained:
             done = export_onnx(trained[name], Path("runs/bench") / f"deploy_{name}.onnx")
             task, model, _ = checkpoint.restore(trained[name], "cpu", backend="torch")
-            row = {**compare(task, model, args.repeats), "model": trained[name], "parity": done.parity.summary}
+            dataset, _ = parity.val_inputs(task)  # real inputs: the run's val images
+            images = [torch.as_tensor(dataset[i]["image"]) for i in range(len(dataset))] if name == "detect" else None
+            row = {**compare(task, model, args.repeats, images), "model": trained[name],
+                   "parity": done.parity.summary}
         else:
             task, model = default_model(name)
             row = {**compare(task, model.eval(), args.repeats), "model": f"configs/{name}.yaml (random weights)"}
         rows.append(row)
         print(row, flush=True)
-    write("deploy_speed", rows, f"{os.cpu_count()} CPU cores, torch and onnxruntime on {args.threads} threads, "
-                                f"median of {args.repeats}; load average at the end "
+    write("deploy_speed", rows, f"{os.cpu_count()} CPU cores, torch and onnxruntime on {args.threads} thread(s), "
+                                f"CPU time, median of {args.repeats}; load average at the end "
                                 f"{tuple(round(v, 2) for v in os.getloadavg())}")
 
 

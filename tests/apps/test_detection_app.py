@@ -141,4 +141,4 @@ def test_explain_shows_the_heatmap_of_a_chosen_detection(app_env) -> None:
     boxes.set_value(1).run()
     assert not _errors(at)
     caption = at.get("image")[1].captions[0]
-    assert caption.startswith("nuclei.png: gradcam @ fpn.") and " #1 (" in caption
+    assert caption.startswith("nuclei.png: hirescam @ stage4: ") and " #1 (" in caption

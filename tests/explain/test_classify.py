@@ -82,3 +82,26 @@ def test_layers_show_every_stage_the_first_filters_and_the_walk(digits_predictor
     names = {p.name for p in maps.save(tmp_path)}
     assert names == {"array_features_stage1.png", "array_features_stage2.png", "array_features_stage3.png",
                      "array_filters.png", "array_walk.png", "array_layers.json"}
+
+
+def test_the_command_line_writes_the_files_and_bad_input_is_one_line(digits_checkpoint: Path, digit_images,
+                                                                     tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from toolkit.cli import main
+
+    Image.fromarray(digit_images[0]).save(tmp_path / "digit.png")
+    assert main(["explain", str(digits_checkpoint), str(tmp_path / "digit.png"), "top_k=2", "method=gradcam++",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert "digit.png: gradcam++ @ stage2: " in capsys.readouterr().out
+    assert len(list((tmp_path / "out").glob("digit_gradcam++_*.png"))) == 2
+    assert main(["explain", str(digits_checkpoint), str(tmp_path / "digit.png"), "layers", "--out",
+                 str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "digit_walk.png").is_file()
+    for bad, message in (("target=cat", "error: target 'cat' is not a class of this model; valid: 0, 1, 2, "),
+                         ("layer=fc", "error: unknown layer 'fc'; valid: stage1, stage2, stage3 (or a module path"),
+                         ("method=xcam", "error: explanation method 'xcam' is unknown; valid for classify: ")):
+        capsys.readouterr()
+        assert main(["explain", str(digits_checkpoint), str(tmp_path / "digit.png"), bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(message) and "\n" not in err

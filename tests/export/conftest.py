@@ -20,8 +20,8 @@ from toolkit.tasks import task_class
 
 def write_run(task: str, root: Path, settings: dict[str, Any], head_noise: float = 0.0) -> Path:
     """``root/weights/best.pt``: ``task``'s model with seeded random weights, classes from its data.
-    ``head_noise``: std of noise added to the class-score layers (``cls`` in the name) of detectors, whose initial near-equal scores
-    would otherwise make NMS choose between boxes by float rounding."""
+    ``head_noise``: std of noise added to the class-score layers of detectors, whose initial near-equal scores would
+    otherwise make NMS choose between boxes by float rounding."""
     cls = task_class(task)
     cfg = config_mod.build(task, cls.DataConfig, cls.ModelConfig, [settings])
     instance = cls(cfg)

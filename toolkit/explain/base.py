@@ -3,8 +3,8 @@ layers found by name, a model left exactly as it was, and one forward pass share
 
 pytorch-grad-cam's ``cam(x, targets)`` runs a forward pass per call; ``cam_maps`` runs ONE forward pass and one
 backward pass per target set, and hands each to the library's own ``get_cam_image`` (the CAM maths stays the
-library's). Backward passes stop at the target layer: every parameter is frozen while explaining and the target
-layer's input is the only tensor that asks for a gradient."""
+library's). Backward passes stop at the target layer: every parameter is frozen while explaining and a copy of
+the layer's output is the only tensor that asks for a gradient."""
 from __future__ import annotations
 
 from contextlib import contextmanager

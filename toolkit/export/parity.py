@@ -132,7 +132,8 @@ def _detect(ours: tuple, theirs: tuple) -> Parity:
                "boxes_matched": matched, "max_box_shift_px": shift}
     summary = (f"{len(images[0])} val images: mAP {ours[0]['map50_95']:.4f} (torch) vs {theirs[0]['map50_95']:.4f} "
                f"(onnx), mAP@.5 {ours[0]['map50']:.4f} vs {theirs[0]['map50']:.4f} (limit +-{MAP_ATOL}); "
-               f"{matched} of {wanted} boxes (score >= {BOX_CONF}) matched within {BOX_ATOL} px (max shift {shift:.2g} px)")
+               f"{matched} of {wanted} boxes (score >= {BOX_CONF}) matched within {BOX_ATOL} px (max shift "
+               f"{shift:.2g} px)")
     ok = max(gaps.values()) <= MAP_ATOL and matched == wanted
     return Parity(figures, summary, "" if ok else summary)
 

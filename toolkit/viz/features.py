@@ -8,7 +8,7 @@ from typing import IO, Sequence
 import numpy as np
 
 from toolkit.viz.base import subplots
-from toolkit.viz.heatmap import _save
+from toolkit.viz.heatmap import save_png
 
 
 def ranked_channels(maps: np.ndarray, count: int) -> np.ndarray:
@@ -28,9 +28,8 @@ def plot_feature_grid(maps: np.ndarray, out: Path | IO[bytes], title: str, count
         ax.set_title(f"ch {c}  mean {maps[c].mean():.2g}", fontsize=6)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle(f"{title}: {maps.shape[0]} channels x {maps.shape[1]} x {maps.shape[2]}; top {len(picked)} by mean "
-                 "activation", fontsize=8)
-    return _save(fig, out)
+    return save_png(fig, out, f"{title}: {maps.shape[0]} channels x {maps.shape[1]} x {maps.shape[2]}; top "
+                             f"{len(picked)} by mean activation", 8)
 
 
 def plot_filters(weights: np.ndarray, out: Path | IO[bytes], title: str, count: int = 64) -> Path | IO[bytes]:
@@ -51,8 +50,7 @@ def plot_filters(weights: np.ndarray, out: Path | IO[bytes], title: str, count: 
     for ax in axes.flat:
         ax.axis("off")
     o, i, kh, kw = weights.shape
-    fig.suptitle(f"{title}: {o} filters of {i} x {kh} x {kw}" + (f" (first {n})" if n < o else ""), fontsize=8)
-    return _save(fig, out)
+    return save_png(fig, out, f"{title}: {o} filters of {i} x {kh} x {kw}" + (f" (first {n})" if n < o else ""), 8)
 
 
 def plot_walk(steps: Sequence[tuple[str, np.ndarray]], out: Path | IO[bytes], labels: Sequence[str] = (),
@@ -77,5 +75,4 @@ def plot_walk(steps: Sequence[tuple[str, np.ndarray]], out: Path | IO[bytes], la
             continue
         for ax, c in zip(row[1:], ranked_channels(maps, per_step)):
             ax.imshow(maps[c], cmap="gray" if name == "input" else "viridis")
-    fig.suptitle(title, fontsize=9)
-    return _save(fig, out)
+    return save_png(fig, out, title)

@@ -45,7 +45,7 @@ def plot_heatmap(image: np.ndarray, heatmap: np.ndarray, out: Path | IO[bytes], 
             x1, y1, x2, y2 = box
             ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="white", linewidth=1.2))
     colourbar(fig, right)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def colourbar(fig: matplotlib.figure.Figure, ax: matplotlib.axes.Axes) -> None:
@@ -65,13 +65,18 @@ def plot_planes(planes: Sequence[tuple[str, np.ndarray, np.ndarray]], out: Path 
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     colourbar(fig, axes[0][-1])
-    fig.suptitle(title, fontsize=10)
-    return _save(fig, out)
+    return save_png(fig, out, title, 10)
 
 
-def _save(fig: matplotlib.figure.Figure, out: Path | IO[bytes]) -> Path | IO[bytes]:
+def save_png(fig: matplotlib.figure.Figure, out: Path | IO[bytes], title: str = "", size: int = 9
+             ) -> Path | IO[bytes]:
+    """Write ``fig`` as PNG to ``out`` (a path, its folder made, or a binary buffer), cropped to its content;
+    ``title`` goes 0.15 inch above the axes, whatever the figure's height."""
+    if title:
+        height = fig.get_figheight()
+        fig.suptitle(title, fontsize=size, y=1 - 0.12 / height, va="top")
+        fig.subplots_adjust(top=1 - 0.45 / height)
     if isinstance(out, Path):
         out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     fig.savefig(out, dpi=110, bbox_inches="tight", format="png")
     return out
