@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from toolkit.viz.heatmap import plot_heatmap, plot_planes
 
 def slug(text: str) -> str:
     """A file-name-safe form of a class or target name ("T-shirt/top" -> "T-shirt-top")."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "target"
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(text)).strip("-") or "target"
 
 
 def stem_of(source: str) -> str:
@@ -44,11 +44,8 @@ class Explanation:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "task": self.task, "method": self.method, "layer": self.layer,
-                "seconds": round(self.seconds, 4),
-                "targets": [{"target": t, "score": None if self.scores.get(t) is None else round(self.scores[t], 6),
-                             **({"box": [round(v, 2) for v in self.boxes[t]]} if t in self.boxes else {}),
-                             "peak": _peak(h)} for t, h in self.heatmaps.items()]}
+        return _record(self, lambda t, h: {**({"box": [round(v, 2) for v in self.boxes[t]]} if t in self.boxes
+                                               else {}), "peak": _peak(h)})
 
     def save(self, out_dir: Path) -> list[Path]:
         """Per target ``<stem>_<method>_<target>.png`` (input | overlay + colour bar) and ``.npy`` (the map);
@@ -85,10 +82,7 @@ class VolumeExplanation:
     task: str = "segment3d"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "task": self.task, "method": self.method, "layer": self.layer,
-                "seconds": round(self.seconds, 4),
-                "targets": [{"target": r, "score": None if self.scores.get(r) is None else round(self.scores[r], 6),
-                             "peak_voxel": _peak(h)} for r, h in self.heatmaps.items()]}
+        return _record(self, lambda r, h: {"peak_voxel": _peak(h)})
 
     def save(self, out_dir: Path) -> list[Path]:
         """Per region ``<stem>_<method>_<region>.nii.gz`` (float32, the scan's affine) and ``.png`` (axial, coronal
@@ -160,6 +154,14 @@ class FeatureMaps:
                                    title="layer by layer: what each operation did to the image"))
         paths.append(_write_json(self.to_dict(), out_dir / f"{stem}_layers.json"))
         return paths
+
+
+def _record(result: Any, extra: Callable[[str, np.ndarray], dict[str, Any]]) -> dict[str, Any]:
+    """The JSON record of an explanation: what was explained and how, and per target its score and ``extra``."""
+    targets = [{"target": t, "score": None if result.scores.get(t) is None else round(result.scores[t], 6),
+                **extra(t, h)} for t, h in result.heatmaps.items()]
+    return {"source": result.source, "task": result.task, "method": result.method, "layer": result.layer,
+            "seconds": round(result.seconds, 4), "targets": targets}
 
 
 def _peak(heatmap: np.ndarray) -> list[int]:
