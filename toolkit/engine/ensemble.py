@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from toolkit.engine import checkpoint
-from toolkit.engine.folds import fold_checkpoints
-from toolkit.engine.trainer import evaluate
+from toolkit.engine.rundir import fold_checkpoints
 from toolkit.errors import CheckpointError, ConfigError
 from toolkit.inference.ensemble import Ensemble
 from toolkit.tasks.base import LOWER_IS_BETTER
@@ -77,6 +76,8 @@ def score_members(source: Source, loader: Any, device: torch.device, overrides: 
                   ensemble: dict[str, float]) -> tuple[dict[str, float], str]:
     """Each member of ``source`` alone on ``loader``, by its task's monitored metric: (``{"<metric>/<member>":
     value}``, a line beside the ``ensemble``'s metrics). Members are named by their fold directory, else file."""
+    from toolkit.engine.trainer import evaluate  # scoring only: prediction does not load the training loop
+
     scores = {}
     for path in checkpoints(source):
         task, model, _ = checkpoint.restore(path, str(device), overrides)

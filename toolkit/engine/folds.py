@@ -89,17 +89,11 @@ def _split_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {key: config[key.split(".")[0]].get(key.split(".")[1]) for key in SAME_SPLITS}
 
 
-def fold_checkpoints(run: Path) -> list[Path]:
-    """``<run>/fold*/weights/best.pt`` in fold order."""
-    found = run.glob("fold*/weights/best.pt")
-    return sorted(found, key=lambda p: int(p.parent.parent.name[4:]) if p.parent.parent.name[4:].isdigit() else -1)
-
-
 def summarize(run: Path) -> dict[str, list[float]]:
     """{score: [fold values ..., mean, std]} from each fold's ``weights/best.pt`` (its validation scores at the
     best epoch), written to ``<run>/summary.csv`` (one row per score; std: sample standard deviation, ddof 1).
     A score missing in a fold is NaN there."""
-    folds = {p.parent.parent.name: checkpoint.load(p).get("metrics", {}) for p in fold_checkpoints(run)}
+    folds = {p.parent.parent.name: checkpoint.load(p).get("metrics", {}) for p in rundir.fold_checkpoints(run)}
     if not folds:
         raise ConfigError(f"{run} holds no trained fold (fold*/weights/best.pt)")
     names = [k for k in rundir.table_row(next(iter(folds.values()))) if k not in NOT_SCORES]

@@ -35,6 +35,12 @@ def source_run(ckpt: Path) -> Path | None:
     return run if ckpt.resolve().parent.name == "weights" and (run / "config.yaml").is_file() else None
 
 
+def fold_checkpoints(run: Path) -> list[Path]:
+    """``<run>/fold*/weights/best.pt`` in fold order."""
+    found = run.glob("fold*/weights/best.pt")
+    return sorted(found, key=lambda p: int(p.parent.parent.name[4:]) if p.parent.parent.name[4:].isdigit() else -1)
+
+
 def next_free(base: Path, name: str) -> Path:
     """``base/name``, or ``base/name2``, ``name3``, ... : the first that does not exist."""
     path, n = base / name, 2
