@@ -64,13 +64,14 @@ bench: data
 	$(BIN)/python benchmarks/segment_speed.py
 	$(BIN)/python benchmarks/segment3d_speed.py
 
-# `make apps`: train the demo models that are missing (about 10 min each on CPU, progress shown), then serve
-# both apps until Ctrl-C.
+# `make apps`: train the demo models that are missing (about 10 min each on CPU, progress shown), export them to
+# ONNX beside their checkpoints (the apps then run them on onnxruntime on a CPU), then serve both apps until Ctrl-C.
 APPS_DETECT := runs/detect/nuclei-demo/weights/best.pt
 APPS_SEG3D := runs/segment3d/brain-lesions-demo/weights/best.pt
 apps: data
 	@test -f $(APPS_DETECT) || $(BIN)/toolkit train detect train.name=nuclei-demo train.exist_ok=true
 	@test -f $(APPS_SEG3D) || $(BIN)/toolkit train segment3d train.name=brain-lesions-demo train.exist_ok=true
+	@for ckpt in $(APPS_DETECT) $(APPS_SEG3D); do test $${ckpt%.pt}.onnx -nt $$ckpt || $(BIN)/toolkit export $$ckpt; done
 	@echo "detection app: http://localhost:8501   medical app: http://localhost:8502   (Ctrl-C stops both)"
 	@trap 'kill 0' INT TERM; $(BIN)/toolkit app medical --port 8502 & $(BIN)/toolkit app detection --port 8501; wait
 

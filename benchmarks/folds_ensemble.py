@@ -3,6 +3,7 @@ held-out test split beside each fold alone, and whether the folds' disagreement 
 ensemble's errors.
 
     python benchmarks/folds_ensemble.py --folds 3 --minutes 6     # about 8 min per fold on 2 CPU cores
+    python benchmarks/folds_ensemble.py --folds 5 --epochs 6      # a fixed budget: figures that do not depend on load
 
 Uncertainty check: over every voxel of the test scans, the ensemble's wrong voxels (predicted BraTS label !=
 reference label) that lie among the 5% most uncertain voxels, as a share of all its wrong voxels; a random pick of
@@ -63,15 +64,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=6.0, help="train.time_limit of each fold")
+    parser.add_argument("--epochs", type=int, default=0, help="train.epochs of each fold instead of a time limit")
     parser.add_argument("--project", default="runs/bench-folds")
     args = parser.parse_args()
     run = Path(args.project) / "segment3d" / "brain-lesions-cv"
     if not (run / "summary.csv").is_file():
         with Timer() as timer:
-            train("segment3d", [f"train.folds={args.folds}", f"train.time_limit={args.minutes}",
+            budget = f"train.epochs={args.epochs}" if args.epochs else f"train.time_limit={args.minutes}"
+            train("segment3d", [f"train.folds={args.folds}", budget,
                                 f"train.project={args.project}", "train.name=brain-lesions-cv", "train.exist_ok=true",
                                 "train.progress=false"])
         print(f"trained {args.folds} folds in {timer.seconds / 60:.1f} min")
+        (run / "train_minutes.txt").write_text(f"{timer.seconds / 60:.1f}\n")
     with open(run / "summary.csv", newline="") as f:
         cv = {row["metric"]: row for row in csv.DictReader(f)}
     metrics, report, _ = validate(run, split="test")
@@ -86,8 +90,10 @@ def main() -> None:
              {"model": f"ensemble of {args.folds}", "val Dice (own fold)": "", "test Dice": metrics["dice_mean"]}]
     check = uncertainty_check(run)
     epochs = [int(float(cv["best_epoch"][f"fold{i}"])) for i in range(args.folds)]
-    notes = (f"{args.folds} folds of `toolkit train segment3d` (recipe segment3d-brain-lesions, train.time_limit="
-             f"{args.minutes} min each; best epochs {epochs}; load average {os.getloadavg()[1]:.1f} on "
+    budget = f"train.epochs={args.epochs}" if args.epochs else f"train.time_limit={args.minutes} min"
+    minutes = (run / "train_minutes.txt").read_text().strip() if (run / "train_minutes.txt").is_file() else "?"
+    notes = (f"{args.folds} folds of `toolkit train segment3d` (recipe segment3d-brain-lesions, {budget} each, "
+             f"{minutes} min in all; best epochs {epochs}; load average {os.getloadavg()[1]:.1f} on "
              f"{os.cpu_count()} cores); test split = the dataset's 16 validation cases, held out of every fold.\n\n"
              f"uncertainty: {json.dumps({k: round(v, 4) for k, v in check.items()})}")
     write("folds_ensemble", rows, notes)

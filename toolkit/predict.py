@@ -152,6 +152,8 @@ class Predictor:
         task's default); ``layer``: e.g. ``stage3`` (None: the task's default); ``options``: e.g. ``top_k``."""
         from toolkit import explain
 
+        if self.backend == "onnx":
+            return self._torch_twin().explain(inputs, method, target, layer, on_error, **options)
         made = self.__dict__.setdefault("_explainers", {})  # an explainer finds its layers once per model
         if (method, layer) not in made:
             made[method, layer] = explain.explainer(self.task, self.model, self.classes, method, layer, self.source)
@@ -162,6 +164,16 @@ class Predictor:
         return [result for sample in samples
                 if (result := _guarded(str(sample.get("source", "input")),
                                        lambda: explain_one(sample, target, **options), on_error)) is not None]
+
+    def _torch_twin(self) -> "Predictor":
+        """This checkpoint's PyTorch model (loaded once) for a Predictor that runs on onnxruntime: explanations need
+        the weights and their gradients, which an ONNX file does not carry."""
+        if not self.source.lower().endswith(".pt"):
+            raise ToolkitError(f"{self.source} runs on onnxruntime; explanations need the PyTorch checkpoint (.pt) it "
+                               "was exported from")
+        if "_torch" not in self.__dict__:
+            self.__dict__["_torch"] = Predictor.from_checkpoint(self.source, "cpu", backend="torch")
+        return self.__dict__["_torch"]
 
     @property
     def explain_methods(self) -> list[str]:

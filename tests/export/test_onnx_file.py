@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from toolkit.cli import main
 from toolkit.engine import checkpoint, onnx_runtime
 from toolkit.engine.onnx_runtime import OnnxModel
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.export import export_onnx, graphs
 from toolkit.predict import Predictor
 
@@ -83,3 +83,19 @@ def test_backend_choice(exported, tmp_path: Path) -> None:
         Predictor.from_checkpoint(other, backend="onnx")
     with pytest.raises(ConfigError, match="runs on onnxruntime"):
         Predictor.from_checkpoint(onnx_file, backend="torch")
+
+
+def test_explanations_of_an_onnx_predictor_use_its_checkpoint(exported) -> None:
+    """A checkpoint that runs on onnxruntime explains with its PyTorch weights; a bare .onnx file says what is needed."""
+    ckpt, onnx_file = exported
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    assert predictor.backend == "onnx"
+    image = torch.rand(32, 32, 3).numpy()
+    (result,) = predictor.explain(image)
+    (reference,) = Predictor.from_checkpoint(ckpt, backend="torch").explain(image)
+    assert result.heatmaps.keys() == reference.heatmaps.keys()
+    for name, heatmap in result.heatmaps.items():
+        assert (heatmap == reference.heatmaps[name]).all()
+    assert predictor.backend == "onnx"  # predictions still run on onnxruntime
+    with pytest.raises(ToolkitError, match="explanations need the PyTorch checkpoint"):
+        Predictor.from_checkpoint(onnx_file).explain(image)
