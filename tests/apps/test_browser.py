@@ -57,6 +57,11 @@ def _image_pixels(page: Page, index: int = 0) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
 
 
+def _coloured_share(rgb: np.ndarray) -> float:
+    """Share of clearly coloured pixels: the jet colours of a heatmap, not a grey image."""
+    return float((np.max(rgb, axis=2).astype(int) - np.min(rgb, axis=2) > 60).mean())
+
+
 def _overlaid(rgb: np.ndarray) -> int:
     """Pixels tinted by the TC/WT/ET overlay: clearly coloured, and not the green crosshair."""
     r, g, b = (rgb[..., c].astype(int) for c in range(3))
@@ -87,6 +92,11 @@ def test_detection_upload_table_counts_and_json_download(browser: Browser, urls:
     record = json.loads(Path(download.value.path()).read_text())
     assert record["source"] == name and record["count"] == rows and (record["width"], record["height"]) == (512, 512)
     page.screenshot(path=tmp_path / "detection.png", full_page=True)
+    page.get_by_text("Explain a detection: what the model looked at").click()
+    expect(page.get_by_text("hirescam @ stage").first).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=TIMEOUT)
+    assert _coloured_share(_image_pixels(page, 1)) > 0.02  # the heatmap of the chosen detection
+    page.locator('[data-testid="stImage"]').nth(1).screenshot(path=tmp_path / "detection_explain.png")
 
 
 def test_effective_config_keeps_xsrf_on_and_limits_uploads() -> None:
@@ -134,6 +144,10 @@ def test_medical_ct_dicom_in_hu_and_a_zipped_study_segmented(browser: Browser, u
     assert Path(download.value.path()).read_bytes()[128:132] == b"DICM"
     page.screenshot(path=tmp_path / "medical_study.png", full_page=True)
     page.locator('[data-testid="stImage"]').first.screenshot(path=tmp_path / "medical_study_slice.png")
+    page.get_by_role("button", name="Explain region").click()
+    expect(page.get_by_text("slices through the map's peak")).to_be_visible(timeout=TIMEOUT)
+    assert _coloured_share(_image_pixels(page, page.locator('[data-testid="stImage"] img').count() - 1)) > 0.02
+    page.locator('[data-testid="stImage"]').last.screenshot(path=tmp_path / "medical_explain.png")
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +164,6 @@ def test_classify_sample_top_classes_and_a_heatmap(browser: Browser, classify_ur
     expect(main.get_by_text("Top classes", exact=True)).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("gradcam @ stage2: ").first).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("first-layer filters")).to_be_visible(timeout=TIMEOUT)
-    heat = _image_pixels(page, 1)  # the input, then the heatmap of the top class
-    colour = np.max(heat, axis=2).astype(int) - np.min(heat, axis=2)
-    assert (colour > 60).mean() > 0.02  # the jet colours of a heatmap, not a grey image
+    assert _coloured_share(_image_pixels(page, 1)) > 0.02  # the input, then the heatmap of the top class
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=TIMEOUT)  # the page has finished
     page.screenshot(path=tmp_path / "classify.png", full_page=True)
