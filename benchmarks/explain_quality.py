@@ -167,8 +167,8 @@ def segment3d_rows(path: str) -> list[dict[str, Any]]:
     meta = json.loads((root / "dataset.json").read_text())
     cases = meta["validation"] + meta["training"]
     samples = [predictor.task.read_input(root / c["image"]) for c in cases[:N]]
-    rho, found = sanity(predictor, samples, "gradcam", lambda r: r.heatmaps["WT"], ["WT"] * N)
-    rows = [{"task": "segment3d", "measure": "sanity: Spearman trained vs random (Grad-CAM, WT)", "value": rho,
+    rho, found = sanity(predictor, samples, "hirescam", lambda r: r.heatmaps["WT"], ["WT"] * N)
+    rows = [{"task": "segment3d", "measure": "sanity: Spearman trained vs random (HiResCAM, WT)", "value": rho,
              "pass": rho < 0.3, "inputs": N}]
     hits = 0
     for case, result in zip(meta["validation"], found):

@@ -136,4 +136,4 @@ def test_explain_after_segmenting_draws_a_region_heatmap(app_env) -> None:
     at.radio(key="explain-region").set_value("TC").run()
     at.button(key="explain").click().run()
     assert not _errors(at)
-    assert any(c.startswith("gradcam @ decoder: TC (score ") for image in at.get("image") for c in image.captions)
+    assert any(c.startswith("hirescam @ decoder: TC (score ") for image in at.get("image") for c in image.captions)

@@ -36,12 +36,12 @@ def test_region_maps_on_the_scan_grid_with_the_predictors_mask(scan: Path, tmp_p
     for region, heatmap in result.heatmaps.items():
         assert heatmap.shape == (20, 24, 18) and heatmap.min() >= 0 and heatmap.max() == pytest.approx(1.0)
     files = {p.name for p in result.save(tmp_path)}
-    assert files == {f"case_gradcam_{r}.{ext}" for r in ("TC", "WT", "ET") for ext in ("nii.gz", "png")} | \
-        {"case_gradcam.json"}
-    written = nib.load(tmp_path / "case_gradcam_WT.nii.gz")
+    assert files == {f"case_hirescam_{r}.{ext}" for r in ("TC", "WT", "ET") for ext in ("nii.gz", "png")} | \
+        {"case_hirescam.json"}
+    written = nib.load(tmp_path / "case_hirescam_WT.nii.gz")
     assert np.allclose(written.affine, nib.load(scan).affine) and written.shape == (20, 24, 18)
     assert np.allclose(written.get_fdata(), result.heatmaps["WT"], atol=1e-6)
-    record = json.loads((tmp_path / "case_gradcam.json").read_text())
+    record = json.loads((tmp_path / "case_hirescam.json").read_text())
     assert [t["target"] for t in record["targets"]] == ["TC", "WT", "ET"] and record["layer"] == "decoder"
     (wt,) = predictor.explain(scan, target="WT", overlap=0.25)
     assert list(wt.heatmaps) == ["WT"]

@@ -36,7 +36,7 @@ GRADIENT_FREE = ("scorecam", "eigencam")
 TASK_METHODS = {"classify": ("gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "eigencam"),
                 "segment": ("gradcam", "gradcam++", "hirescam", "layercam", "eigencam"),
                 "detect": ("hirescam", "gradcam", "eigencam"),
-                "segment3d": ("gradcam", "hirescam")}
+                "segment3d": ("hirescam", "gradcam")}
 LAYERS = "layers"  # the ``method`` that shows feature maps and filters instead of a heatmap
 
 
