@@ -87,7 +87,7 @@ def main() -> None:
         st.info("Choose a model in the sidebar. " + HOW_TO)
         return
     with common.shown_errors():
-        predictor = common.explainable(predictor)
+        predictor = predictor.explainable()
         st.sidebar.header("Explanation")
         method = st.sidebar.selectbox("Method", predictor.explain_methods, key="method")
         top_k = st.sidebar.slider("Top classes", 1, min(10, len(predictor.classes)), min(5, len(predictor.classes)),

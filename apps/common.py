@@ -71,32 +71,22 @@ def with_overrides(predictor: Any, overrides: list[str]) -> Any:
     return _load(predictor.source, _mtime(predictor.source), tuple(overrides)) if overrides else predictor
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the PyTorch model for explanations ...")
-def _load_torch(path: str, mtime: float) -> Any:
-    return Predictor.from_checkpoint(path, backend="torch")
-
-
-def explainable(predictor: Any) -> Any:
-    """``predictor``, or for a checkpoint that runs on onnxruntime its PyTorch model: explanations need the weights."""
-    if predictor.backend == "torch" or not predictor.source.endswith(".pt"):
-        return predictor
-    return _load_torch(predictor.source, _mtime(predictor.source))
-
-
-def pick_model(task: str, how_to_make: str, coco: bool = False) -> Any | None:
-    """Sidebar: a run found under ``$TOOLKIT_RUNS``, a checkpoint path or (``coco``) torchvision's COCO detector
-    when cached. Returns the Predictor, or None with the reason shown."""
-    runs = support.find_checkpoints(task)
+def pick_model(task: str | tuple[str, ...], how_to_make: str, coco: bool = False) -> Any | None:
+    """Sidebar: a run of ``task`` (or of any of several) found under ``$TOOLKIT_RUNS``, a checkpoint path or
+    (``coco``) torchvision's COCO detector when cached. Returns the Predictor, or None with the reason shown."""
+    tasks = (task,) if isinstance(task, str) else task
+    runs = support.find_checkpoints(tasks)
     choices = ["Trained run"] * bool(runs) + ["Checkpoint path"] + ["COCO-pretrained (torchvision)"] * coco
     st.sidebar.header("Model")
-    source = st.sidebar.radio("Model source", choices, key=f"model-source-{task}")
+    source = st.sidebar.radio("Model source", choices, key=f"model-source-{tasks[0]}")
     if not runs:
-        st.sidebar.info(f"No {task} run found under {support.runs_dir()}/{task}/. {how_to_make}")
+        folders = ", ".join(f"{support.runs_dir()}/{t}/" for t in tasks)
+        st.sidebar.info(f"No {' or '.join(tasks)} run found under {folders}. {how_to_make}")
     if source == "Trained run":
         path = str(st.sidebar.selectbox("Run", runs, format_func=lambda p: support.run_label(Path(p))))
     elif source == "Checkpoint path":
         path = st.sidebar.text_input("Checkpoint (.pt, or .onnx from `toolkit export`)",
-                                     placeholder=f"runs/{task}/exp/weights/best.pt").strip()
+                                     placeholder=f"runs/{tasks[0]}/exp/weights/best.pt").strip()
     else:
         if coco_weights_file() is None:
             st.sidebar.info(f"torchvision's COCO weights are not in the cache; run `toolkit weights fetch "

@@ -181,7 +181,7 @@ def explanation(key: tuple, scan: uploads.Scan, predictor: Any, name: str) -> No
     region = st.radio("Heatmap of region", ["WT", "TC", "ET"], horizontal=True, key="explain-region")
     if st.button("Explain region", key="explain"):
         with common.shown_errors(), st.spinner("Explaining: one more pass over the sliding windows ..."):
-            (found,) = common.explainable(predictor).explain({"volume": scan.volume, "source": name}, target=region)
+            (found,) = predictor.explainable().explain({"volume": scan.volume, "source": name}, target=region)
             st.session_state["explanation"] = ((*done, region), found)
     saved = st.session_state.get("explanation")
     if saved and saved[0] == (*done, region):

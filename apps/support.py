@@ -17,7 +17,7 @@ import numpy as np
 from toolkit import sample_input
 from toolkit.errors import ConfigError, DataError
 from toolkit.medical import sample_file
-from toolkit.predict import IMAGE_SUFFIXES, Predictor, read_image
+from toolkit.predict import IMAGE_SUFFIXES, Predictor, pixel_size_um, read_image
 
 RUNS_ENV = "TOOLKIT_RUNS"
 MAX_PIXELS = 64_000_000  # larger uploads are refused before decoding (decompression bombs)
@@ -28,12 +28,15 @@ def runs_dir() -> Path:
     return Path(os.environ.get(RUNS_ENV, "runs"))
 
 
-def find_checkpoints(task: str, root: str | Path | None = None) -> list[Path]:
+def find_checkpoints(task: str | tuple[str, ...], root: str | Path | None = None) -> list[Path]:
     """``<root>/<task>/*/weights/best.pt`` and cross-validation runs ``<root>/<task>/*`` (their folds predict as an
-    ensemble), newest first (``root``: ``runs_dir()``)."""
+    ensemble) of one task or several, newest first (``root``: ``runs_dir()``)."""
     root = Path(root or runs_dir())
-    folds = {p.parent.parent.parent for p in root.glob(f"{task}/*/fold*/weights/best.pt")}
-    return sorted([*root.glob(f"{task}/*/weights/best.pt"), *folds], key=lambda p: p.stat().st_mtime, reverse=True)
+    found: list[Path] = []
+    for name in (task,) if isinstance(task, str) else task:
+        found += {p.parent.parent.parent for p in root.glob(f"{name}/*/fold*/weights/best.pt")}
+        found += root.glob(f"{name}/*/weights/best.pt")
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def run_label(path: Path) -> str:
@@ -43,9 +46,11 @@ def run_label(path: Path) -> str:
     return str(path.parent.parent)
 
 
-def check_task(predictor: Predictor, task: str) -> Predictor:
-    if predictor.task_name != task:
-        raise ConfigError(f"{predictor.source} is a '{predictor.task_name}' checkpoint; this app needs a '{task}' one")
+def check_task(predictor: Predictor, task: str | tuple[str, ...]) -> Predictor:
+    tasks = (task,) if isinstance(task, str) else task
+    if predictor.task_name not in tasks:
+        wanted = " or ".join(f"'{t}'" for t in tasks)
+        raise ConfigError(f"{predictor.source} is a '{predictor.task_name}' checkpoint; this app needs a {wanted} one")
     return predictor
 
 
@@ -87,12 +92,34 @@ def _check_pixels(name: str, data: bytes, max_pixels: int) -> None:
                         f"{max_pixels / 1e6:.0f} megapixels); downscale or crop it first")
 
 
+def pixel_size(name: str, data: bytes) -> float | None:
+    """The pixel size in µm an uploaded image's metadata gives (TIFF resolution / ImageJ / OME, PNG pHYs), or None."""
+    from toolkit.medical.uploads import scratch_dir
+
+    with scratch_dir(len(data)) as tmp:
+        path = tmp / f"upload{Path(name).suffix.lower()}"
+        path.write_bytes(data)
+        return pixel_size_um(path)
+
+
 def filter_result(result: Any, conf: float, classes: list[str] | None = None) -> Any:
-    """The detections with score >= ``conf`` (and class in ``classes``, all when empty or None)."""
+    """The detections (or instances) with score >= ``conf`` (and class in ``classes``, all when empty or None)."""
     keep = result.scores >= conf
     if classes:
         keep &= np.isin(np.asarray(result.labels), [result.classes.index(c) for c in classes])
+    if is_instances(result):
+        return result.select(keep)
     return dataclasses.replace(result, boxes=result.boxes[keep], scores=result.scores[keep], labels=result.labels[keep])
+
+
+def is_instances(result: Any) -> bool:
+    """Whether ``result`` holds one mask per object (an instance model's) rather than boxes."""
+    return hasattr(result, "label_image")
+
+
+def count(result: Any) -> int:
+    """Objects in a detection or instance result."""
+    return len(result.scores)
 
 
 def detection_rows(result: Any) -> list[dict[str, Any]]:
@@ -114,6 +141,25 @@ def annotated_png(result: Any) -> bytes:
     save_annotated(result.image, {"boxes": result.boxes, "labels": result.labels, "scores": result.scores},
                    result.classes, buffer)
     return buffer.getvalue()
+
+
+def instance_png(result: Any) -> bytes:
+    """The image with each object in its own colour and outlined, as PNG bytes at native size."""
+    from PIL import Image
+
+    from toolkit.viz.instance import instance_overlay
+
+    buffer = io.BytesIO()
+    Image.fromarray(instance_overlay(result.image, result.label_image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def area_histogram_png(result: Any) -> bytes:
+    """The histogram of the objects' areas (µm² when the image gives its pixel size, else pixels) as PNG bytes."""
+    from toolkit.viz.instance import plot_area_histogram
+
+    areas, unit = result.areas()
+    return figure_png(lambda out: plot_area_histogram(areas, out, unit))
 
 
 def figure_png(draw: Callable[[Any], Any]) -> bytes:

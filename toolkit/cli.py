@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   toolkit train classify data=path/to/imagefolder          # your images: ImageNet mobilenet_v2 fine-tune
   toolkit train detect data=path/to/yolo_or_coco train.epochs=30
   toolkit train detect --help                              # every config key of the detect recipe
+  toolkit train instance data=path/to/label_images         # one mask per object (Mask R-CNN); data=nuclei: demo
   toolkit val runs/classify/exp/weights/best.pt
   toolkit predict runs/classify/exp/weights/best.pt images/ top_k=3
   toolkit export runs/detect/exp/weights/best.pt           # ONNX beside it; predict/val/apps then use onnxruntime
@@ -260,27 +261,37 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _data_check_or_convert(args: argparse.Namespace) -> int:
-    """``check PATH``: list every problem of a detection dataset; ``convert SRC --to FMT [--out DST]``."""
+    """``check PATH``: list every problem of a detection or instance dataset (one with masks: label images,
+    COCO ``segmentation``, YOLO polygons); ``convert SRC --to FMT [--out DST]``."""
     from toolkit.data import detection_check
+    from toolkit.data.formats import instances
 
     if len(args.names) != 1:
         raise ToolkitError(f"`toolkit data {args.action}` takes one dataset path")
     src = Path(args.names[0])
+    masks = instances.holds_masks(src)
     if args.action == "convert":
         if not args.to:
-            raise ToolkitError("say the target format: --to coco|yolo|voc")
+            raise ToolkitError("say the target format: --to coco|yolo|voc (boxes) or coco|yolo|labels (masks)")
         dst = Path(args.out) if args.out else src.with_name(f"{src.name}-{args.to}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            out = detection_check.convert(src, args.to, dst)
+            if args.to == "labels" or (masks and args.to in instances.FORMATS):
+                out = instances.convert_instances(src, args.to, dst)
+            else:
+                out = detection_check.convert(src, args.to, dst)
         for w in caught:
-            print(f"note: {w.message}")
+            if not issubclass(w.category, DeprecationWarning):
+                print(f"note: {w.message}")
         print(f"wrote {out}")
         return 0
-    problems = detection_check.check(src)
+    problems = instances.check_instances(src) if masks else detection_check.check(src)
     for problem in problems:
         print(problem)
-    fmt = detection_check.detect_format(src) if src.exists() else "?"
+    if masks:
+        fmt = f"{instances.detect_instance_format(src)}, instance masks"
+    else:
+        fmt = detection_check.detect_format(src) if src.exists() else "?"
     print(f"{src} ({fmt}): {len(problems)} problem(s)" if problems else f"{src} ({fmt}): no problems found")
     return 2 if problems else 0
 
@@ -321,13 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", add_help=False, help="train a model: toolkit train TASK [key=value ...]",
                        description="Train TASK on its recipe with key=value overrides. With --help after TASK, "
                                    "print every config key of the resolved recipe, its value and meaning.")
-    p.add_argument("task", nargs="?", help="classify | detect | segment | segment3d")
+    p.add_argument("task", nargs="?", help="classify | detect | instance | segment | segment3d")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. data=path/to/dataset train.epochs=5")
     p.add_argument("-h", "--help", action="store_true", help="show the config keys of TASK's recipe")
     p.set_defaults(func=cmd_train, parser=p)
 
     p = sub.add_parser("config", help="print a task's resolved config: toolkit config TASK [key=value ...]")
-    p.add_argument("task", help="classify | detect | segment | segment3d")
+    p.add_argument("task", help="classify | detect | instance | segment | segment3d")
     p.add_argument("overrides", nargs="*", help="e.g. data=path/to/dataset (picks the recipe the run would use)")
     p.set_defaults(func=cmd_config)
 
@@ -384,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "convert SRC --to coco|yolo|voc")
     p.add_argument("action", choices=["prepare", "list", "check", "convert"])
     p.add_argument("names", nargs="*", help="built-in dataset names, or one dataset path")
-    p.add_argument("--to", choices=["coco", "yolo", "voc"], help="convert: target format")
+    p.add_argument("--to", choices=["coco", "yolo", "voc", "labels"],
+                   help="convert: target format (labels: instance label images)")
     p.add_argument("--out", help="convert: output folder (default: SRC-<format> beside SRC)")
     p.set_defaults(func=cmd_data)
 

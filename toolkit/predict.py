@@ -17,12 +17,13 @@ from torch import nn
 
 from toolkit import config as config_mod
 from toolkit.data.image_io import IMAGE_SUFFIXES, read_image, to_float
+from toolkit.data.pixel_size import pixel_size_um
 from toolkit.engine import checkpoint, ensemble
 from toolkit.engine.distributed import pick_device
 from toolkit.errors import ConfigError, DataError, ToolkitError, WeightsError
 
 __all__ = ["COCO_MODEL", "IMAGE_SUFFIXES", "Predictor", "coco_weights_file", "expand", "load_predictor",
-           "read_image"]
+           "pixel_size_um", "read_image"]
 
 COCO_MODEL = "fasterrcnn_resnet50_fpn"
 COCO_SIZE = 800  # longest image side the COCO detector sees, as torchvision's default min_size
@@ -153,7 +154,7 @@ class Predictor:
         from toolkit import explain
 
         if self.backend == "onnx":
-            return self._torch_twin().explain(inputs, method, target, layer, on_error, **options)
+            return self.explainable().explain(inputs, method, target, layer, on_error, **options)
         made = self.__dict__.setdefault("_explainers", {})  # an explainer finds its layers once per model
         if (method, layer) not in made:
             made[method, layer] = explain.explainer(self.task, self.model, self.classes, method, layer, self.source)
@@ -165,9 +166,11 @@ class Predictor:
                 if (result := _guarded(str(sample.get("source", "input")),
                                        lambda: explain_one(sample, target, **options), on_error)) is not None]
 
-    def _torch_twin(self) -> "Predictor":
-        """This checkpoint's PyTorch model (loaded once) for a Predictor that runs on onnxruntime: explanations need
-        the weights and their gradients, which an ONNX file does not carry."""
+    def explainable(self) -> "Predictor":
+        """This Predictor, or for one that runs on onnxruntime its checkpoint's PyTorch model (loaded once):
+        explanations need the weights and their gradients, which an ONNX file does not carry."""
+        if self.backend == "torch":
+            return self
         if not self.source.lower().endswith(".pt"):
             raise ToolkitError(f"{self.source} runs on onnxruntime; explanations need the PyTorch checkpoint (.pt) it "
                                "was exported from")

@@ -1,5 +1,6 @@
-"""Tiny real models and real files for the app tests: a detector and a 4-channel tumour model trained here in
-seconds, the brain-lesions data at 6 mm, and the environment that points the apps at them (no network)."""
+"""Tiny real models and real files for the app tests: a detector, an instance segmenter and a 4-channel tumour model
+trained here in seconds, the brain-lesions data at 6 mm, and the environment that points the apps at them (no
+network)."""
 from __future__ import annotations
 
 import importlib.util
@@ -52,6 +53,24 @@ def app_root(tmp_path_factory) -> Path:
     train("segment3d", [f"data.source={data}", "data.roi=[32,32,32]", "model.init_filters=8", *common])
     train("classify", ["data=digits", *common])
     return root
+
+
+@pytest.fixture(scope="session")
+def instance_runs(app_root: Path) -> Path:
+    """A runs folder holding only ``instance/exp``: one epoch of Mask R-CNN on tiny synthetic label images, predicting
+    on 128-px tiles resized to 64 px (so the 512-px nuclei sample goes through the merge across tiles)."""
+    from tests.helpers.instances import make_instance_split
+    from toolkit.data.formats.instances import write_instances
+
+    raw = app_root / "raw-instances"
+    splits = {"train": make_instance_split(raw / "train", 6), "val": make_instance_split(raw / "val", 3, seed=1)}
+    data = write_instances(splits, "coco", app_root / "instances")
+    runs = app_root / "instance-runs"
+    train("instance", [f"data={data}", "model.backbone=resnet18", "model.pretrained=false", "data.img_size=64",
+                       "data.predict_tile=128", "model.fpn_channels=32", "model.mask_channels=32", "train.epochs=1",
+                       "train.batch_size=2", "train.progress=false", "train.workers=0", "train.threads=1",
+                       f"train.project={runs}"])
+    return runs
 
 
 def app_environment(root: Path) -> dict[str, str]:

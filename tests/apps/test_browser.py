@@ -167,3 +167,38 @@ def test_classify_sample_top_classes_and_a_heatmap(browser: Browser, classify_ur
     assert _coloured_share(_image_pixels(page, 1)) > 0.02  # the input, then the heatmap of the top class
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=TIMEOUT)  # the page has finished
     page.screenshot(path=tmp_path / "classify.png", full_page=True)
+
+
+@pytest.fixture(scope="module")
+def instance_url(app_root: Path, instance_runs: Path, tmp_path_factory) -> Iterator[str]:
+    env = {**app_environment(app_root), "TOOLKIT_RUNS": str(instance_runs)}
+    with serve("detection", env, tmp_path_factory.mktemp("logs") / "instance.log") as url:
+        yield url
+
+
+def test_instance_masks_count_object_table_and_csv_download(browser: Browser, instance_url: str,
+                                                             tmp_path: Path) -> None:
+    name, data = support.nuclei_sample()
+    (tmp_path / name).write_bytes(data)
+    page = _open(browser, instance_url)
+    page.locator('input[type="file"]').set_input_files(tmp_path / name)
+    expect(page.get_by_text("Object areas")).to_be_visible()
+    page.get_by_role("slider").first.focus()  # confidence threshold -> its floor, 0.05
+    page.keyboard.press("Home")
+    expect(page.locator('[data-testid="stSlider"]').first).to_contain_text("0.05")
+    grid = page.locator('[data-testid="stDataFrame"] table[role="grid"]').first
+    expect(grid).not_to_have_attribute("aria-rowcount", "1")
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=TIMEOUT)  # the page has finished
+    count = int(page.locator('[data-testid="stMetricValue"]').first.inner_text())
+    expect(grid).to_have_attribute("aria-rowcount", str(count + 1))  # one row per object, below the count
+    rows = int(grid.get_attribute("aria-rowcount")) - 1  # minus the header row
+    assert rows > 0
+    overlay = _image_pixels(page)
+    assert overlay.shape == (512, 512, 3)  # the masks over the upload, at its size
+    colour = np.max(overlay, axis=2).astype(int) - np.min(overlay, axis=2)
+    assert (colour > 40).mean() > 0.01  # objects painted in colour over the gray image
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Objects (CSV)").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("id,class,score,area_px") and len(lines) == rows + 1
+    page.screenshot(path=tmp_path / "instances.png", full_page=True)

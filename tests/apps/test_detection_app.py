@@ -46,7 +46,7 @@ def test_without_runs_the_page_says_how_to_make_a_model(app_env, app_root: Path,
     at.sidebar.text_input[0].set_value(str(tmp_path / "missing.pt")).run()
     assert _errors(at) == [f"checkpoint not found: {tmp_path / 'missing.pt'}"]
     at.sidebar.text_input[0].set_value(str(app_root / "runs" / "segment3d" / "exp" / "weights" / "best.pt")).run()
-    assert "is a 'segment3d' checkpoint; this app needs a 'detect' one" in _errors(at)[0]
+    assert "is a 'segment3d' checkpoint; this app needs a 'detect' or 'instance' one" in _errors(at)[0]
 
 
 def test_sample_sliders_class_filter_table_counts_and_downloads(app_env) -> None:

@@ -31,7 +31,7 @@ def test_cli_list_and_tasks_see_the_same_table(capsys) -> None:
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == builtin.names() == ALL
     assert builtin.names("classify") == ["digits", "fashion-mnist"] and builtin.names("detect") == ["nuclei"]
-    with pytest.raises(DataError, match="'nuclei' is a built-in dataset for detect, segment; the classification "
+    with pytest.raises(DataError, match="'nuclei' is a built-in dataset for detect, segment, instance; the classification "
                                         "ones are digits, fashion-mnist"):
         load_splits("nuclei", 0, 0.1, 0)
 

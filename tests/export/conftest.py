@@ -38,6 +38,16 @@ def write_run(task: str, root: Path, settings: dict[str, Any], head_noise: float
     return path
 
 
+def instance_data(root: Path) -> Path:
+    """Instance label images (``labels`` layout): 4 train and 3 val images of 40 x 48 px with 3 objects each."""
+    from tests.helpers.instances import make_instance_split
+    from toolkit.data.formats.instances import write_instances
+
+    splits = {"train": make_instance_split(root / "raw" / "train", 4),
+              "val": make_instance_split(root / "raw" / "val", 3, seed=1)}
+    return write_instances(splits, "labels", root / "labels")
+
+
 def detection_data(root: Path) -> Path:
     """COCO folders: 4 train and 3 val images of 64 px with 1-3 rectangles each."""
     write_coco(make_split(root / "raw" / "train", 4), root / "coco" / "train")
@@ -57,6 +67,10 @@ def export_runs(tmp_path_factory, request) -> Callable[[str], Path]:
         "detect": lambda: write_run("detect", root / "detect", {
             "data": {"source": str(detection_data(root / "boxes")), "img_size": 64},
             "model": {"arch": "fcos", "backbone": "simple_cnn"}}),
+        "instance": lambda: write_run("instance", root / "instance", {
+            "data": {"source": str(instance_data(root / "cells")), "img_size": 64},
+            "model": {"backbone": "simple_cnn", "fpn_channels": 32, "mask_channels": 32, "detections_per_img": 10}},
+            head_noise=0.5),
         "segment3d": lambda: write_run("segment3d", root / "segment3d", {
             "data": {"source": str(prepare_brain_lesions(root / "brain", n_train=1, n_val=1, spacing_mm=6.0)),
                      "roi": [32, 32, 32]},

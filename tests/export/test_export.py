@@ -11,7 +11,7 @@ import pytest
 from toolkit.cli import main
 from toolkit.engine import onnx_runtime
 
-TASKS = ("classify", "segment", "detect", "segment3d")
+TASKS = ("classify", "segment", "detect", "instance", "segment3d")
 
 
 def inputs_of(task: str, ckpt: Path) -> list[str]:
@@ -50,6 +50,11 @@ def _same_predictions(task: str, ours: list[dict], theirs: list[dict]) -> None:
             assert a["count"] == b["count"]
             for d, e in zip(a["detections"], b["detections"]):
                 assert d["label"] == e["label"] and np.allclose(d["box"], e["box"], atol=0.5)
+        elif task == "instance":
+            assert a["count"] == b["count"] and a["files"][0].endswith("_instances.png")
+            for d, e in zip(a["objects"], b["objects"]):
+                assert d["class"] == e["class"] and abs(d["score"] - e["score"]) < 1e-3
+                assert abs(d["area_px"] - e["area_px"]) <= max(2, 0.02 * d["area_px"])
         else:
             assert np.allclose([a[k] for k in ("tc_ml", "wt_ml", "et_ml")],
                                [b[k] for k in ("tc_ml", "wt_ml", "et_ml")], rtol=0.01, atol=0.05)
@@ -68,12 +73,14 @@ def test_export_then_predict_and_val_on_the_onnx_file(task: str, export_runs, di
     meta, _ = onnx_runtime.read(onnx_file)
     assert meta["task"] == task and meta["config"]["task"] == task
     assert meta["checkpoint_sha256"] == onnx_runtime.sha256_file(ckpt) and meta["toolkit_version"]
-    assert meta["parity"] and meta["io"] == ("detections" if task == "detect" else "tensor")
+    assert meta["parity"] and meta["io"] == {"detect": "detections", "instance": "instances"}.get(task, "tensor")
 
     inputs = inputs_of(task, ckpt)
     assert main(["predict", str(onnx_file), *inputs, "--out", str(tmp_path / "onnx")]) == 0
     assert main(["predict", str(ckpt), *inputs, "--out", str(tmp_path / "torch"), "--backend", "torch"]) == 0
     _same_predictions(task, _predictions(tmp_path / "onnx"), _predictions(tmp_path / "torch"))
+    if task == "instance":  # an untrained model with noisy class scores: objects either side of the default conf
+        assert sum(r["count"] for r in _predictions(tmp_path / "onnx")) > 0
     assert "predict: 100%" in capsys.readouterr().err  # the progress bar
 
     metrics = {}
@@ -82,5 +89,6 @@ def test_export_then_predict_and_val_on_the_onnx_file(task: str, export_runs, di
         assert main(["val", str(path), "--backend", backend, "--json", str(json_file),
                      "--out", str(tmp_path / f"val-{name}")]) == 0
         metrics[name] = json.loads(json_file.read_text())
-    key = {"classify": "accuracy", "segment": "dice", "detect": "map50_95", "segment3d": "dice_mean"}[task]
+    key = {"classify": "accuracy", "segment": "dice", "detect": "map50_95", "instance": "segm_map50_95",
+           "segment3d": "dice_mean"}[task]
     assert np.isclose(metrics["onnx"][key], metrics["torch"][key], atol=0.002, equal_nan=True)

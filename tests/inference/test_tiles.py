@@ -2,13 +2,13 @@
 edge is dropped there and the tiles that see it whole merge into one box."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
+from tests.helpers.tiles import PerImageModel, as_is, double
 from toolkit.inference.tiles import TiledDetector, tile_windows
 from toolkit.inference.tta import DetectionTTA
 
@@ -17,33 +17,15 @@ from toolkit.inference.tta import DetectionTTA
 SQUARE = [160.0, 90.0, 172.0, 110.0]
 
 
-class BrightPatch(nn.Module):
+class BrightPatch(PerImageModel):
     """Stand-in detector: one box (score 0.9, label 1) around the pixels above 0.5 of each image, if any."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1))  # so the inferer finds the device
-        self.calls: list[int] = []
-
-    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        self.calls.append(len(images))
-        out = []
-        for x in images:
-            ys, xs = torch.nonzero(x[0] > 0.5, as_tuple=True)
-            boxes = (torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()[None] if len(xs)
-                     else torch.zeros(0, 4))
-            out.append({"boxes": boxes, "scores": torch.full((len(boxes),), 0.9),
-                        "labels": torch.ones(len(boxes), dtype=torch.long)})
-        return out
-
-
-def _as_is(sample: dict[str, Any]) -> dict[str, Any]:
-    return {**sample, "image": torch.from_numpy(sample["image"]).permute(2, 0, 1)}
-
-
-def _double(sample: dict[str, Any]) -> dict[str, Any]:
-    """Resized to twice the size (exactly), as the eval pipeline resizes a tile to the training size."""
-    return {**sample, "image": _as_is(sample)["image"].repeat_interleave(2, 1).repeat_interleave(2, 2)}
+    def predict(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        ys, xs = torch.nonzero(image[0] > 0.5, as_tuple=True)
+        boxes = (torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()[None] if len(xs)
+                 else torch.zeros(0, 4))
+        return {"boxes": boxes, "scores": torch.full((len(boxes),), 0.9),
+                "labels": torch.ones(len(boxes), dtype=torch.long)}
 
 
 def _image(h: int = 250, w: int = 400) -> np.ndarray:
@@ -63,7 +45,7 @@ def test_tile_windows_cover_the_image_with_overlap() -> None:
     assert tile_windows(100, 60, 128) == [(0, 0, 100, 60)]
 
 
-@pytest.mark.parametrize("transform", [_as_is, _double])
+@pytest.mark.parametrize("transform", [as_is, double])
 def test_an_object_seen_by_several_tiles_comes_back_once_in_image_pixels(transform: Callable) -> None:
     model = BrightPatch()
     found = TiledDetector(100, transform, batch=4)(_image(), model)
@@ -74,9 +56,9 @@ def test_an_object_seen_by_several_tiles_comes_back_once_in_image_pixels(transfo
 
 def test_whole_image_views_and_score_threshold() -> None:
     model = BrightPatch()
-    assert TiledDetector(0, _as_is)(_image(), model)["boxes"].tolist() == [SQUARE]
-    assert TiledDetector(400, _as_is)(_image(), model)["boxes"].tolist() == [SQUARE]
+    assert TiledDetector(0, as_is)(_image(), model)["boxes"].tolist() == [SQUARE]
+    assert TiledDetector(400, as_is)(_image(), model)["boxes"].tolist() == [SQUARE]
     assert model.calls == [1, 1]  # the image fits: one window, one call
-    fused = TiledDetector(100, _as_is, DetectionTTA("hflip"))(_image(), model)
+    fused = TiledDetector(100, as_is, DetectionTTA("hflip"))(_image(), model)
     torch.testing.assert_close(fused["boxes"], torch.tensor([SQUARE]))
-    assert len(TiledDetector(100, _as_is, conf=0.95)(_image(), model)["boxes"]) == 0
+    assert len(TiledDetector(100, as_is, conf=0.95)(_image(), model)["boxes"]) == 0

@@ -26,7 +26,8 @@ def _task(**data: object) -> DetectTask:
 def test_nuclei_prepare_is_idempotent_with_a_spatial_split(tmp_path: Path) -> None:
     root = prepare_nuclei(tmp_path / "nuclei")
     info = json.loads((root / "info.json").read_text())
-    assert info["val"] == {"images": 4, "boxes": 28, "ignore_regions": 6} and info["train"]["images"] == 35
+    assert info["val"] == {"images": 4, "boxes": 28, "ignore_regions": 6, "instances": 28,
+                           "instance_ignore_regions": 6} and info["train"]["images"] == 35
     assert check(root / "coco") == []
     mask = np.asarray(Image.open(next((root / "masks" / "val" / "masks").glob("*.png"))))
     assert set(np.unique(mask)) == {0, 1}

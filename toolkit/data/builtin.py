@@ -16,7 +16,7 @@ from toolkit.registry import DATASETS
 BUILTIN = {  # name: (preparer, the tasks that train on it)
     "fashion-mnist": ("toolkit.data.arrays:prepare_fashion_mnist", ("classify",)),  # 70k 28x28 gray, 10 classes
     "digits": ("toolkit.data.arrays:prepare_digits", ("classify",)),  # scikit-learn's 1,797 8x8 digits
-    "nuclei": ("toolkit.data.nuclei:prepare_nuclei", ("detect", "segment")),  # fluorescence nuclei, boxes + masks
+    "nuclei": ("toolkit.data.nuclei:prepare_nuclei", ("detect", "segment", "instance")),  # fluorescence nuclei
     "brain-lesions": ("toolkit.medical.synthetic:prepare_brain_lesions", ("segment3d",)),  # MNI152 + lesions, MSD
 }
 for _name, (_target, _) in BUILTIN.items():

@@ -9,7 +9,8 @@ import warnings
 from pathlib import Path
 
 from toolkit.data.formats.coco import find_coco, read_coco, write_coco
-from toolkit.data.formats.detection import DetectionData, Problem, raise_problems
+from toolkit.data.formats.detection import (DetectionData, Problem, check_splits, class_mismatch, detect_layout,
+                                            load_splits)
 from toolkit.data.formats.voc import is_voc, read_voc, write_voc
 from toolkit.data.formats.yolo import find_yolo, read_yolo, write_yolo
 from toolkit.errors import DataError
@@ -19,17 +20,9 @@ FORMATS = ("coco", "yolo", "voc")
 
 def detect_format(path: Path) -> str:
     """'coco' | 'yolo' | 'voc' for a dataset path, else a DataError describing the layouts."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"dataset path {path} does not exist")
-    if find_coco(path):
-        return "coco"
-    if find_yolo(path):
-        return "yolo"
-    if is_voc(path):
-        return "voc"
-    raise DataError(f"{path} is not a detection dataset: expected COCO (<split>/annotations.json), "
-                    "YOLO (data.yaml with names + images/ + labels/) or VOC (Annotations/*.xml)")
+    return detect_layout(path, {"coco": find_coco, "yolo": find_yolo, "voc": is_voc},
+                         "a detection dataset: expected COCO (<split>/annotations.json), "
+                         "YOLO (data.yaml with names + images/ + labels/) or VOC (Annotations/*.xml)")
 
 
 def read(path: Path, notes: list[str] | None = None) -> tuple[dict[str, DetectionData], list[Problem]]:
@@ -46,35 +39,19 @@ def read(path: Path, notes: list[str] | None = None) -> tuple[dict[str, Detectio
         for split, json_path in find_coco(path).items():
             splits[split], found = read_coco(json_path)
             problems += found
-        problems += _class_mismatch(splits, path)
+        problems += class_mismatch(splits, path)
     return splits, problems
-
-
-def _class_mismatch(splits: dict[str, DetectionData], path: Path) -> list[Problem]:
-    names = {s: d.classes for s, d in splits.items()}
-    first = next(iter(names.values()), [])
-    return [Problem(path / s, "categories", f"classes {c} differ from {first}")
-            for s, c in names.items() if c != first]
 
 
 def load(path: Path, notes: list[str] | None = None) -> dict[str, DetectionData]:
     """``{split: DetectionData}``; a DataError names the first problem (file and entry/line). ``notes``
     collects what the reader inferred, to show the user."""
-    splits, problems = read(path, notes)
-    raise_problems(problems, Path(path))
-    if "train" not in splits and "val" not in splits:
-        found = f" (only {', '.join(splits)})" if splits else ""
-        raise DataError(f"{path} has no train or val split{found}; training needs a train split (a val split is "
-                        "held out of it by data.val_split when there is none)")
-    return splits
+    return load_splits(read, path, notes)
 
 
 def check(path: Path) -> list[Problem]:
     """Every problem of the dataset at ``path`` (missing images, bad boxes, unknown classes, ...)."""
-    try:
-        return read(path)[1]
-    except DataError as e:
-        return [Problem(Path(path), "", str(e))]
+    return check_splits(read, path)
 
 
 def convert(src: Path, to: str, dst: Path) -> Path:

@@ -1,41 +1,25 @@
 """A torch Dataset over a ``DetectionData`` split, with a ``detection_pipeline`` transform."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from toolkit.data.formats.detection import DetectionData
-from toolkit.data.image_io import read_image
+from toolkit.data.formats.detection import ImageRecord
+from toolkit.data.record_dataset import RecordDataset
 
 
-class DetectionDataset(Dataset):
+class DetectionDataset(RecordDataset):
     """Item: ``{"image": (3, H, W) float, "boxes": (N, 4) xyxy pixels float, "labels": (N,) int64,
     "crowd": (N,) int64 0/1, "index": int, "scale": float}`` after ``transform``: the record's objects, then
     its ignore regions (crowd 1); N may be 0 (a negative image). ``scale``: output width / file width (the
     resize), so that metrics can be computed in the file's pixels."""
 
-    def __init__(self, data: DetectionData, transform: Callable[[dict[str, Any]], dict[str, Any]],
-                 channels: int = 3) -> None:
-        self.data = data
-        self.classes = data.classes
-        self.transform = transform
-        self.channels = channels
-
-    def __len__(self) -> int:
-        return len(self.data.records)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rec = self.data.records[index]
-        image = read_image(rec.path, self.channels)
-        out = self.transform({"image": image, "boxes": np.concatenate([rec.boxes, rec.ignore_boxes]),
-                              "labels": np.concatenate([rec.labels, rec.ignore_labels]),
-                              "crowd": np.repeat([0, 1], [len(rec.labels), len(rec.ignore_labels)])})
-        out["index"] = index
-        out["scale"] = out["image"].shape[-1] / image.shape[1]
-        return out
+    def sample(self, rec: ImageRecord, image: np.ndarray) -> dict[str, Any]:
+        return {"image": image, "boxes": np.concatenate([rec.boxes, rec.ignore_boxes]),
+                "labels": np.concatenate([rec.labels, rec.ignore_labels]),
+                "crowd": np.repeat([0, 1], [len(rec.labels), len(rec.ignore_labels)])}
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import torch
 from annotated_types import Interval
 
 from toolkit.config import Fraction, NonNegativeFloat, Probability
+from toolkit.data.formats.instance_record import boxes_of
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -122,6 +123,18 @@ def classification_pipeline(size: int, train: bool, aug: Augment, mean: Sequence
     return Pipeline(A.Compose(ops + _normalize(mean, std), seed=seed))
 
 
+def _resize_crop_augment(size: int, train: bool, aug: Augment, crop: float) -> list[A.BasicTransform]:
+    """Longest side to ``size`` (0 = keep); train only: up to ``crop`` of each border cut and the rest resized to
+    ``size`` again, then the geometric and colour augmentation."""
+    resize = [A.LongestMaxSize(size)] if size else []
+    ops: list[A.BasicTransform] = list(resize)
+    if train and crop:
+        ops += [A.RandomCropFromBorders(crop_left=crop, crop_right=crop, crop_top=crop, crop_bottom=crop)] + resize
+    if train:
+        ops += _geometric(aug) + _photometric(aug)
+    return ops
+
+
 def detection_pipeline(size: int, train: bool, aug: Augment, mean: Sequence[float] | None = None,
                        std: Sequence[float] | None = None, min_visibility: float = 0.3, crop: float = 0.0,
                        min_side: float = 0.0, seed: int = 0) -> Pipeline:
@@ -132,12 +145,7 @@ def detection_pipeline(size: int, train: bool, aug: Augment, mean: Sequence[floa
     rest to ``size`` (a zoom of up to 1 / (1 - 2 crop)), so objects are cut by an image edge as in tiled
     data. Boxes left with < ``min_visibility`` of their area or with a side under ``min_side`` pixels (at
     the model's input size) are dropped together with their labels."""
-    resize = [A.LongestMaxSize(size)] if size else []
-    ops: list[A.BasicTransform] = list(resize)
-    if train and crop:
-        ops += [A.RandomCropFromBorders(crop_left=crop, crop_right=crop, crop_top=crop, crop_bottom=crop)] + resize
-    if train:
-        ops += _geometric(aug) + _photometric(aug)
+    ops = _resize_crop_augment(size, train, aug, crop)
     side = min_side if train else 0.0
     params = A.BboxParams(format="pascal_voc", label_fields=["labels", "crowd"], min_visibility=min_visibility,
                           min_width=side, min_height=side, clip=True, filter_invalid_bboxes=True)
@@ -155,3 +163,36 @@ def segmentation_pipeline(crop: int, train: bool, aug: Augment, mean: Sequence[f
             ops += [A.PadIfNeeded(crop, crop, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ignore_index),
                     A.RandomCrop(crop, crop)]
     return Pipeline(A.Compose(ops + _normalize(mean, std), seed=seed))
+
+
+class InstancePipeline(Pipeline):
+    """A ``Pipeline`` for instance samples: ``masks`` (N, H, W) 0/1 move with the image (nearest-neighbour),
+    ``labels`` and ``crowd`` (N,) follow; boxes are recomputed from the transformed masks and objects whose
+    mask became empty are dropped. Output: ``masks`` uint8 (N, H, W), ``boxes`` float32 (N, 4) xyxy (x2/y2
+    exclusive), ``labels`` / ``crowd`` int64 (N,) tensors."""
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        image = sample["image"]
+        masks = np.asarray(sample["masks"], np.uint8).reshape(-1, *image.shape[:2])
+        out = self.compose(image=image, masks=masks) if len(masks) else self.compose(image=image)
+        result = dict(sample)
+        result["image"] = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
+        height, width = out["image"].shape[:2]
+        masks = np.asarray(out["masks"], np.uint8).reshape(-1, height, width) if len(masks) else \
+            np.zeros((0, height, width), np.uint8)
+        keep = masks.reshape(len(masks), height * width).any(axis=1)
+        result["masks"] = torch.from_numpy(np.ascontiguousarray(masks[keep]))
+        result["boxes"] = torch.from_numpy(boxes_of(masks[keep]))
+        for key in ("labels", "crowd"):
+            values = np.asarray(sample.get(key, np.zeros(len(keep))), np.int64).reshape(-1)
+            result[key] = torch.from_numpy(values[keep])
+        return result
+
+
+def instance_pipeline(size: int, train: bool, aug: Augment, seed: int = 0, crop: float = 0.0,
+                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> InstancePipeline:
+    """Masks follow the image. ``size``: longest side (0 = keep); train only: ``crop`` as in
+    ``detection_pipeline`` (up to that fraction cut from each border, the rest resized to ``size``), then the
+    geometric and colour augmentation. No normalisation by default (torchvision's Mask R-CNN normalises inside)."""
+    ops = _resize_crop_augment(size, train, aug, crop)
+    return InstancePipeline(A.Compose(ops + _normalize(mean, std), seed=seed))

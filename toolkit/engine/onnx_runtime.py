@@ -3,7 +3,8 @@
 The file's ``metadata_props`` carry everything a prediction needs (all strings; JSON where structured):
 ``toolkit.format``, ``task``, ``classes``, ``config`` (the resolved run config: input size, normalisation,
 windowing, tiling and sliding-window settings), ``toolkit_version``, ``checkpoint_sha256`` (of the ``.pt`` it
-came from), ``graph_sha256`` (of the graph: a changed file is refused), ``io`` (``tensor`` | ``detections``)
+came from), ``graph_sha256`` (of the graph: a changed file is refused), ``io`` (``tensor`` | ``detections`` |
+``instances``)
 and ``parity`` (the figures checked at export). ``restore(path)`` rebuilds (task, model, classes) from the file
 alone, so the task's own pre-processing, tiling, sliding windows and test-time views run around the session as
 they run around the PyTorch model."""
@@ -44,9 +45,9 @@ class OnnxModel(nn.Module):
 
     ``io="tensor"`` (classify, segment, segment3d): ``forward(x: Tensor[B, C, ...]) -> Tensor`` (logits).
     ``io="detections"``: ``forward(images: list[Tensor[3, H, W] in [0, 1]]) -> [{"boxes": (N, 4) xyxy pixels,
-    "scores": (N,), "labels": (N,)}]``, one session call per image. The session runs on ``torch.get_num_threads()``
-    threads at creation. A zero-size parameter tells code that asks a
-    model for its device (``next(model.parameters()).device``) that inputs go to the CPU."""
+    "scores": (N,), "labels": (N,)}]``, one session call per image; ``io="instances"`` adds ``"masks"`` (N, 1, H, W)
+    probabilities. The session runs on ``torch.get_num_threads()`` threads at creation. A zero-size parameter tells
+    code that asks a model for its device (``next(model.parameters()).device``) that inputs go to the CPU."""
 
     def __init__(self, model_bytes: bytes, io: str, source: str = "") -> None:
         super().__init__()
@@ -63,15 +64,16 @@ class OnnxModel(nn.Module):
         self.device_marker = nn.Parameter(torch.zeros(0), requires_grad=False)
 
     def forward(self, x: Any) -> Any:
-        if self.io == "detections":
+        if self.io in ("detections", "instances"):
             return [self._detect(image) for image in x]
         (out,) = self.session.run(None, {self.input_name: _numpy(x)})
         return torch.from_numpy(out)
 
     def _detect(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        boxes, scores, labels = self.session.run(None, {self.input_name: _numpy(image)})
-        return {"boxes": torch.from_numpy(boxes), "scores": torch.from_numpy(scores),
-                "labels": torch.from_numpy(labels).long()}
+        boxes, scores, labels, *masks = self.session.run(None, {self.input_name: _numpy(image)})
+        found = {"boxes": torch.from_numpy(boxes), "scores": torch.from_numpy(scores),
+                 "labels": torch.from_numpy(labels).long()}
+        return {**found, "masks": torch.from_numpy(masks[0])} if masks else found
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:

@@ -11,6 +11,8 @@ What the graph holds and what stays outside it (in the task's own code, shared w
   R-CNN, RetinaNet and FCOS; the toolkit resizes images to ``data.img_size`` before the model (as in PyTorch, where
   torchvision's own resize is then a no-op), so the graph leaves that resize out and runs at the size it is given.
   SSDlite keeps its resize to a fixed ``min_size`` square in the graph: any input size, squashed to that square.
+- instance: as detect, plus ``masks`` (N, 1, H, W) probabilities pasted into the image (torchvision's ONNX paste
+  loop); thresholding, tiling and the merge across tiles are the task's code around the session.
 - segment3d: ``image`` (B, C, *roi) -> ``logits`` (B, K, *roi); B dynamic. Sliding windows, Gaussian blending
   and resampling to the scan's grid are the task's MONAI code around the session.
 """
@@ -31,7 +33,10 @@ OPSET = 17
 
 
 class DetectionGraph(nn.Module):
-    """A toolkit ``Detector`` as ``forward(image: (3, H, W)) -> (boxes, scores, labels)`` for one image."""
+    """A toolkit ``Detector`` as ``forward(image: (3, H, W)) -> (boxes, scores, labels[, masks])`` for one image;
+    ``OUTPUTS`` names them."""
+
+    OUTPUTS = ("boxes", "scores", "labels")
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
@@ -40,16 +45,25 @@ class DetectionGraph(nn.Module):
         if transform.fixed_size is None:  # Faster R-CNN, RetinaNet, FCOS: the input is already at img_size
             transform.resize = types.MethodType(lambda self, image, target=None: (image, target), transform)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         (found,) = self.detector([image])
-        return found["boxes"], found["scores"], found["labels"]
+        return tuple(found[k] for k in self.OUTPUTS)
+
+
+class InstanceGraph(DetectionGraph):
+    """A Mask R-CNN ``Detector``: the detections and their ``masks`` (N, 1, H, W) probabilities."""
+
+    OUTPUTS = ("boxes", "scores", "labels", "masks")
 
 
 def graph_spec(task_name: str, model: nn.Module) -> tuple[nn.Module, list[str], dict[str, dict[int, str]], str]:
     """(module to trace, output names, dynamic axes of input and outputs, io kind) of a task's model."""
-    if task_name == "detect":
-        axes = {"image": {1: "height", 2: "width"}, **{k: {0: "detections"} for k in ("boxes", "scores", "labels")}}
-        return DetectionGraph(model), ["boxes", "scores", "labels"], axes, "detections"
+    if task_name in ("detect", "instance"):
+        graph = (InstanceGraph if task_name == "instance" else DetectionGraph)(model)
+        axes = {"image": {1: "height", 2: "width"}, **{k: {0: "detections"} for k in graph.OUTPUTS}}
+        if task_name == "instance":
+            axes["masks"] = {0: "detections", 2: "height", 3: "width"}
+        return graph, list(graph.OUTPUTS), axes, "instances" if task_name == "instance" else "detections"
     if task_name == "segment3d":
         return model, ["logits"], {"image": {0: "batch"}, "logits": {0: "batch"}}, "tensor"
     image = {0: "batch", 2: "height", 3: "width"}
@@ -59,7 +73,7 @@ def graph_spec(task_name: str, model: nn.Module) -> tuple[nn.Module, list[str], 
 
 def export_graph(task_name: str, model: nn.Module, example: torch.Tensor, opset: int = OPSET) -> tuple[Any, str]:
     """(``onnx.ModelProto``, io kind) of ``model`` traced on ``example`` (a real, pre-processed input: (C, H, W)
-    for detect, else with a batch axis)."""
+    for detect and instance, else with a batch axis)."""
     import onnx
 
     module, outputs, axes, kind = graph_spec(task_name, model)

@@ -3,7 +3,8 @@ export quick), run through the task's own evaluation code with each backend.
 
 Limits: classify — the same top-1 on every image and probabilities within 1e-4; segment — the same class on
 >= 99.9% of the pixels; detect — val mAP (@[.5:.95] and @.5) within 0.002 and every box the PyTorch model finds
-with score >= 0.25 matched by one of the same class within 0.5 px; segment3d — Dice >= 0.999 between the
+with score >= 0.25 matched by one of the same class within 0.5 px; instance — as detect, with mask and box mAP,
+and the masks of every matched pair (probability > 0.5) at IoU >= 0.99; segment3d — Dice >= 0.999 between the
 two backends' masks on every val case."""
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from toolkit.engine.trainer import evaluate
 from toolkit.errors import ToolkitError
 
-CAPS = {"classify": 256, "segment": 16, "detect": 16, "segment3d": 4}  # val inputs checked per task
+CAPS = {"classify": 256, "segment": 16, "detect": 16, "instance": 8, "segment3d": 4}  # val inputs checked per task
 PROB_ATOL = 1e-4
 PIXELS_SAME = 0.999
 MAP_ATOL = 0.002
 BOX_ATOL = 0.5  # pixels
 BOX_CONF = 0.25  # PyTorch boxes at least this confident must be matched (the predict default)
+MASK_IOU_MIN = 0.99  # instance: masks of matched boxes
 DICE_MIN = 0.999
 
 
@@ -66,7 +68,7 @@ def example_input(task: Any, model: nn.Module, dataset: Dataset) -> torch.Tensor
     """A real pre-processed input to trace the graph on (see ``graphs``): segment gets an odd size, so the
     model's pad-to-stride is traced; segment3d one ``data.roi`` window."""
     image = torch.as_tensor(dataset[0]["image"]).float()
-    if task.name == "detect":
+    if task.name in ("detect", "instance"):
         return image
     if task.name == "segment":
         stride = getattr(model, "max_stride", 32)
@@ -92,7 +94,14 @@ def check(task: Any, torch_model: nn.Module, onnx_model: nn.Module, dataset: Dat
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
         metrics = evaluate(task, recorder, loader, torch.device("cpu"), progress=False)
         runs.append((metrics, recorder.outputs))
-    return {"classify": _classify, "segment": _segment, "detect": _detect}[task.name](*runs)
+    return compare(task.name, *runs)
+
+
+def compare(task_name: str, ours: tuple, theirs: tuple) -> Parity:
+    """Parity of (metrics, raw outputs per batch) of the PyTorch model (``ours``) and the graph (``theirs``) on the
+    same inputs (classify, segment, detect, instance)."""
+    by_task = {"classify": _classify, "segment": _segment, "detect": _detect, "instance": _instance}
+    return by_task[task_name](ours, theirs)
 
 
 def _classify(ours: tuple, theirs: tuple) -> Parity:
@@ -143,18 +152,50 @@ def match_boxes(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], 
     """(boxes of ``ours`` with score >= ``conf``, how many of them have a partner in ``theirs`` of the same label
     within BOX_ATOL px (one-to-one, pairs chosen by the Hungarian method on the largest coordinate difference), the
     largest difference of a matched pair in pixels)."""
+    wanted, pairs = box_pairs(ours, theirs, conf)
+    return wanted, len(pairs), max((d for _, _, d in pairs), default=0.0)
+
+
+def box_pairs(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], conf: float = BOX_CONF
+              ) -> tuple[int, list[tuple[int, int, float]]]:
+    """(boxes of ``ours`` with score >= ``conf``, the matched pairs as (index in ``ours``, index in ``theirs``,
+    largest coordinate difference in px)); see ``match_boxes``."""
     from scipy.optimize import linear_sum_assignment
 
-    keep = ours["scores"] >= conf
+    keep = torch.nonzero(ours["scores"] >= conf).flatten()
     a, labels = ours["boxes"][keep].float().nan_to_num(), ours["labels"][keep]
     if not len(a):
-        return 0, 0, 0.0
+        return 0, []
     b = theirs["boxes"].float().nan_to_num()
     distance = (a[:, None, :] - b[None, :, :]).abs().amax(-1)
     distance[labels[:, None] != theirs["labels"][None, :]] = float("inf")
     rows, cols = linear_sum_assignment(distance.clamp(max=1e9).numpy())
-    shifts = [float(distance[r, c]) for r, c in zip(rows, cols) if distance[r, c] <= BOX_ATOL]
-    return len(a), len(shifts), max(shifts, default=0.0)
+    return len(a), [(int(keep[r]), int(c), float(distance[r, c])) for r, c in zip(rows, cols)
+                    if distance[r, c] <= BOX_ATOL]
+
+
+def _instance(ours: tuple, theirs: tuple) -> Parity:
+    images = [d for outs in ours[1] for d in outs], [d for outs in theirs[1] for d in outs]
+    wanted = matched = 0
+    worst = 1.0  # lowest mask IoU of a matched pair
+    for a, b in zip(*images):
+        n, pairs = box_pairs(a, b)
+        wanted, matched = wanted + n, matched + len(pairs)
+        for i, j, _ in pairs:
+            ma, mb = a["masks"][i, 0] > 0.5, b["masks"][j, 0] > 0.5
+            union = int((ma | mb).sum())
+            worst = min(worst, int((ma & mb).sum()) / union if union else 1.0)
+    keys = ("segm_map50_95", "segm_map50", "box_map50_95")
+    gaps = {k: abs(ours[0][k] - theirs[0][k]) for k in keys}
+    figures = {"images": len(images[0]), **{f"{k}_{side}": run[0][k] for k in keys
+                                            for side, run in (("torch", ours), ("onnx", theirs))},
+               "boxes": wanted, "boxes_matched": matched, "min_mask_iou": worst}
+    summary = (f"{len(images[0])} val images: mask mAP {ours[0]['segm_map50_95']:.4f} (torch) vs "
+               f"{theirs[0]['segm_map50_95']:.4f} (onnx), box mAP {ours[0]['box_map50_95']:.4f} vs "
+               f"{theirs[0]['box_map50_95']:.4f} (limit +-{MAP_ATOL}); {matched} of {wanted} objects (score >= "
+               f"{BOX_CONF}) matched within {BOX_ATOL} px, lowest mask IoU {worst:.4f} (limit {MASK_IOU_MIN})")
+    ok = max(gaps.values()) <= MAP_ATOL and matched == wanted and worst >= MASK_IOU_MIN
+    return Parity(figures, summary, "" if ok else summary)
 
 
 def _segment3d(task: Any, torch_model: nn.Module, onnx_model: nn.Module, dataset: Dataset) -> Parity:

@@ -12,7 +12,8 @@ import numpy as np
 
 COVER_IOU = 0.5
 ANCHOR_SIZE_CHOICES = (8, 11, 16, 23, 32, 45, 64, 90, 128)  # finest-level anchor sizes, half-octave steps
-SCALES_PER_LEVEL = {"fasterrcnn": 1, "retinanet": 3}  # RetinaNet adds 2^(1/3) and 2^(2/3) scales per level
+# anchor scales per FPN level: RetinaNet adds 2^(1/3) and 2^(2/3)
+SCALES_PER_LEVEL = {"fasterrcnn": 1, "maskrcnn": 1, "retinanet": 3}
 
 
 def anchor_sizes(arch: str, n_levels: int, size: float) -> tuple[tuple[float, ...], ...]:

@@ -1,4 +1,4 @@
-"""torchvision detectors (Faster R-CNN, RetinaNet, FCOS, SSDlite) around OUR backbones.
+"""torchvision detectors (Faster R-CNN, Mask R-CNN, RetinaNet, FCOS, SSDlite) around OUR backbones.
 
 Every registered backbone works with every detector: the neck (``backbones/necks.py``) taps the
 backbone's own stages, and anchors follow the strides of the tapped levels. Nothing is frozen
@@ -6,7 +6,8 @@ unless ``trainable_stages`` says so, and BatchNorm stays a normal (trainable) Ba
 
 Labels are 0..K-1 outside, as everywhere in the toolkit. Faster R-CNN and SSD keep index 0 for
 the background, so ``Detector`` shifts labels by one for them; RetinaNet and FCOS (sigmoid
-classifiers) use 0..K-1 as they are.
+classifiers) use 0..K-1 as they are. Mask R-CNN is Faster R-CNN plus a mask head on the same FPN
+(targets then carry ``masks``; eval outputs add ``masks`` (N, 1, H, W) probabilities).
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.ssdlite import SSDLiteHead
-from torchvision.ops import MultiScaleRoIAlign
 
 from toolkit.backbones import create_backbone
 from toolkit.backbones import weights as tv_weights
@@ -28,22 +29,27 @@ from toolkit.backbones.necks import BackboneFPN, SSDFeatures
 from toolkit.data.detection_dataset import objects_only
 from toolkit.errors import ConfigError, WeightsError
 from toolkit.heads.anchors import anchor_sizes
+from toolkit.heads.roi_align import LevelGatherRoIAlign
 from toolkit.registry import DETECTORS
 from toolkit.safe_io import load_state_dict_file
 
-BACKGROUND_ARCHS = ("fasterrcnn", "ssdlite")  # softmax over classes + background at index 0
+TWO_STAGE = ("fasterrcnn", "maskrcnn")  # RPN + RoI heads on the FPN with a max-pooled top level
+BACKGROUND_ARCHS = (*TWO_STAGE, "ssdlite")  # softmax over classes + background at index 0
 # (arch, backbone) -> torchvision COCO model whose weights fit our module layout
 COCO_MODELS = {("fasterrcnn", "resnet50"): "fasterrcnn_resnet50_fpn",
+               ("maskrcnn", "resnet50"): "maskrcnn_resnet50_fpn",
                ("retinanet", "resnet50"): "retinanet_resnet50_fpn",
                ("fcos", "resnet50"): "fcos_resnet50_fpn"}
-PREDICTOR_KEYS = ("roi_heads.box_predictor.", "head.classification_head.cls_logits.")
-DEFAULT_MIN_STRIDE = {"fasterrcnn": 4, "retinanet": 8, "fcos": 8}
+PREDICTOR_KEYS = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.",
+                  "head.classification_head.cls_logits.")
+DEFAULT_MIN_STRIDE = {"fasterrcnn": 4, "maskrcnn": 4, "retinanet": 8, "fcos": 8}
 
 
 class Detector(nn.Module):
     """``forward(images: list[(3, H, W) float in [0, 1]], targets=None)``: in train mode the loss dict,
-    in eval mode ``[{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,) in 0..K-1}]``. Target boxes
-    with ``iscrowd`` 1 (ignore regions) are not trained on."""
+    in eval mode ``[{"boxes": (N, 4) xyxy pixels, "scores": (N,), "labels": (N,) in 0..K-1}]`` (Mask R-CNN adds
+    ``"masks"`` (N, 1, H, W) float probabilities). Targets with ``iscrowd`` 1 (ignore regions) are not trained
+    on; Mask R-CNN targets carry ``"masks"`` (N, H, W) uint8 0/1."""
 
     def __init__(self, model: nn.Module, arch: str, num_classes: int) -> None:
         super().__init__()
@@ -54,7 +60,8 @@ class Detector(nn.Module):
 
     def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
         if targets is not None:
-            targets = [{"boxes": t["boxes"], "labels": t["labels"] + self.offset} for t in map(objects_only, targets)]
+            targets = [{**{k: t[k] for k in ("boxes", "masks") if k in t}, "labels": t["labels"] + self.offset}
+                       for t in map(objects_only, targets)]
         out = self.model(images, targets)
         if self.training or not self.offset:
             return out
@@ -69,7 +76,8 @@ class DetectorOptions:
     ``fpn_min_stride``: shallowest FPN level (0 = 4 for Faster R-CNN, 8 else); ``fpn_channels``: its maps' channels.
     ``box_iou_thresh``: a Faster R-CNN RoI is a positive of the object it overlaps by at least this IoU,
     background below (torchvision: 0.5). ``anchor_size``: Faster R-CNN / RetinaNet anchor on the finest level,
-    doubling per level; ``anchor_ratios``: their height / width ratios."""
+    doubling per level; ``anchor_ratios``: their height / width ratios. ``mask_channels``: width of Mask R-CNN's
+    four 3x3 convs on the 14x14 RoI features (torchvision: 256)."""
 
     min_size: int = 320
     max_size: int = 320
@@ -81,6 +89,7 @@ class DetectorOptions:
     anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0)
     score_thresh: float = 0.01
     detections_per_img: int = 100
+    mask_channels: int = 256
 
 
 def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretrained: bool | str = False,
@@ -103,7 +112,7 @@ def build_detector(arch: str, backbone_name: str, num_classes: int, *, pretraine
 
 def _neck(backbone: nn.Module, arch: str, o: DetectorOptions) -> BackboneFPN:
     return BackboneFPN(backbone, o.fpn_min_stride or DEFAULT_MIN_STRIDE[arch],
-                       "pool" if arch == "fasterrcnn" else "p6p7", o.fpn_channels)
+                       "pool" if arch in TWO_STAGE else "p6p7", o.fpn_channels)
 
 
 def _anchors(arch: str, strides: list[int], size: int, ratios: Sequence[float]) -> AnchorGenerator:
@@ -119,7 +128,7 @@ def fpn_levels(arch: str, fpn_min_stride: int = 0) -> int:
     """Number of FPN levels ``arch`` predicts from: the stride 4|8 .. 32 stages, plus a pooled level (Faster
     R-CNN) or P6 and P7 (RetinaNet, FCOS)."""
     first = fpn_min_stride or DEFAULT_MIN_STRIDE[arch]
-    return int(np.log2(32 // first)) + 1 + (1 if arch == "fasterrcnn" else 2)
+    return int(np.log2(32 // first)) + 1 + (1 if arch in TWO_STAGE else 2)
 
 
 # Proposals kept per image at inference (torchvision: 1000). 300 is ample for up to ~100 objects per image
@@ -127,14 +136,27 @@ def fpn_levels(arch: str, fpn_min_stride: int = 0) -> int:
 RPN_PROPOSALS_TEST = 300
 
 
-def _fasterrcnn(backbone: nn.Module, k: int, o: DetectorOptions) -> FasterRCNN:
+def _fasterrcnn(backbone: nn.Module, k: int, o: DetectorOptions, masks: bool = False) -> FasterRCNN:
+    """Faster R-CNN; ``masks``: Mask R-CNN, torchvision's mask head (14x14 RoIAlign, four 3x3 convs of
+    ``o.mask_channels``, 28x28 masks) on the same FPN levels."""
     neck = _neck(backbone, "fasterrcnn", o)
-    roi_pool = MultiScaleRoIAlign(featmap_names=neck.levels, output_size=7, sampling_ratio=2)
-    return FasterRCNN(neck, k, rpn_anchor_generator=_anchors("fasterrcnn", neck.strides, o.anchor_size, o.anchor_ratios),
-                      box_roi_pool=roi_pool, box_batch_size_per_image=o.box_batch_size_per_image,
-                      box_fg_iou_thresh=o.box_iou_thresh, box_bg_iou_thresh=o.box_iou_thresh,
-                      box_score_thresh=o.score_thresh, box_detections_per_img=o.detections_per_img,
-                      rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, min_size=o.min_size, max_size=o.max_size)
+    roi_pool = LevelGatherRoIAlign(featmap_names=neck.levels, output_size=7, sampling_ratio=2)
+    c = o.mask_channels
+    heads = {"mask_roi_pool": LevelGatherRoIAlign(featmap_names=neck.levels, output_size=14, sampling_ratio=2),
+             "mask_head": MaskRCNNHeads(o.fpn_channels, (c, c, c, c), 1)} if masks else {}
+    model = (MaskRCNN if masks else FasterRCNN)(
+        neck, k, rpn_anchor_generator=_anchors("fasterrcnn", neck.strides, o.anchor_size, o.anchor_ratios),
+        box_roi_pool=roi_pool, box_batch_size_per_image=o.box_batch_size_per_image,
+        box_fg_iou_thresh=o.box_iou_thresh, box_bg_iou_thresh=o.box_iou_thresh,
+        box_score_thresh=o.score_thresh, box_detections_per_img=o.detections_per_img,
+        rpn_post_nms_top_n_test=RPN_PROPOSALS_TEST, min_size=o.min_size, max_size=o.max_size, **heads)
+    if masks:  # torchvision sizes its default predictor for 256-channel heads
+        model.roi_heads.mask_predictor = MaskRCNNPredictor(c, c, k)
+    return model
+
+
+def _maskrcnn(backbone: nn.Module, k: int, o: DetectorOptions) -> MaskRCNN:
+    return _fasterrcnn(backbone, k, o, masks=True)
 
 
 def _one_stage(cls: type) -> Any:
@@ -161,6 +183,7 @@ def _ssdlite(backbone: nn.Module, k: int, o: DetectorOptions) -> SSD:
 
 
 DETECTORS.register("fasterrcnn", _fasterrcnn)
+DETECTORS.register("maskrcnn", _maskrcnn)
 DETECTORS.register("retinanet", _one_stage(RetinaNet))
 DETECTORS.register("fcos", _one_stage(FCOS))
 DETECTORS.register("ssdlite", _ssdlite)
@@ -179,7 +202,7 @@ def _coco_model_name(arch: str, backbone: str, weights: str | None) -> str | Non
 
 
 def load_coco(model: nn.Module, tv_name: str) -> None:
-    """Load torchvision's COCO weights for ``tv_name`` into our ``model``, except the box predictor."""
+    """Load torchvision's COCO weights for ``tv_name`` into our ``model``, except the class-specific predictors."""
     path = tv_weights.ensure_cached(tv_name, tv_weights.resolve(tv_name, True))
     state = {k.replace("backbone.body.", "backbone.body.body.", 1): v for k, v in load_state_dict_file(path).items()
              if not k.startswith(PREDICTOR_KEYS)}
@@ -187,7 +210,7 @@ def load_coco(model: nn.Module, tv_name: str) -> None:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         raise WeightsError(f"{path.name} does not fit this detector ({str(e).splitlines()[1].strip()}); "
-                           "keep model.fpn_min_stride at 0") from None
+                           "keep model.fpn_min_stride at 0 and fpn_channels / mask_channels at 256") from None
     missing = [m for m in missing if not m.startswith(PREDICTOR_KEYS) and not m.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise WeightsError(f"{path.name} does not fit this detector: missing {missing[:3]}, "

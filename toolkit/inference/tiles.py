@@ -20,12 +20,13 @@ TILE_BATCH = 16  # tiles per model call
 Window = tuple[int, int, int, int]  # (y, x, height, width) in image pixels
 
 
-def tile_windows(h: int, w: int, tile: int) -> list[Window]:
-    """(y, x, height, width) windows of ``tile`` px with >= 25% overlap covering an h x w image."""
+def tile_windows(h: int, w: int, tile: int, overlap: int = 0) -> list[Window]:
+    """(y, x, height, width) windows of ``tile`` px covering an h x w image, neighbours overlapping by at least
+    ``overlap`` px (0 = a quarter of the tile)."""
     def starts(n: int) -> list[int]:
         if n <= tile:
             return [0]
-        step = tile - tile // 4
+        step = max(1, tile - (overlap or tile // 4))
         return sorted(set(list(range(0, n - tile, step)) + [n - tile]))
     return [(y, x, min(tile, h), min(tile, w)) for y in starts(h) for x in starts(w)]
 

@@ -6,10 +6,11 @@ from toolkit.registry import TASKS
 
 TASKS.register_lazy("classify", "toolkit.tasks.classify:ClassifyTask")
 TASKS.register_lazy("detect", "toolkit.tasks.detect:DetectTask")
+TASKS.register_lazy("instance", "toolkit.tasks.instance:InstanceTask")
 TASKS.register_lazy("segment", "toolkit.tasks.segment:SegmentTask")
 TASKS.register_lazy("segment3d", "toolkit.tasks.segment3d:Segment3DTask")
 
 
 def task_class(name: str) -> type:
-    """The Task class registered as ``name`` (classify, detect, segment, segment3d)."""
+    """The Task class registered as ``name`` (classify, detect, instance, segment, segment3d)."""
     return TASKS.get(name)

@@ -52,33 +52,45 @@ COCO_RECALLS = np.linspace(0.0, 1.0, 101).tolist()
 
 
 @dataclass
-class DetectData(Augment):
+class DetectorData(Augment):
+    """Data settings shared by the tasks on torchvision detectors (detect, instance)."""
+
     source: str = "nuclei"  # built-in name or a COCO / YOLO / VOC dataset path
     img_size: NonNegativeInt = 320  # longest image side in pixels after resizing; 0 = fitted to the training images
     crop: Annotated[float, Interval(ge=0, lt=0.5)] = 0.0  # train: random crop of up to this fraction from each border, resized back (zoom)
-    min_visibility: Probability = 0.3  # augmented boxes keeping less of their area are dropped
-    min_side: NonNegativeFloat = 0.0  # augmented boxes with a side under this (pixels at img_size) are dropped
     val_split: Fraction = 0.1  # images held out of train when the dataset has no val split
     predict_tile: NonNegativeInt = 0  # prediction on images larger than this (pixels) runs on tiles; 0 = whole image
 
 
 @dataclass
-class DetectModel:
+class DetectData(DetectorData):
+    min_visibility: Probability = 0.3  # augmented boxes keeping less of their area are dropped
+    min_side: NonNegativeFloat = 0.0  # augmented boxes with a side under this (pixels at img_size) are dropped
+
+
+@dataclass
+class DetectorModel:
+    """Model settings shared by the tasks on torchvision detectors (detect, instance)."""
+
     arch: str = "fasterrcnn"  # fasterrcnn | retinanet | fcos | ssdlite
     backbone: str = "resnet18"  # any of `toolkit.list_models()`, e.g. mobilenet_v2, resnet50, efficientnet_b0
     pretrained: bool | str = False  # ImageNet backbone: true | enum name | .pth/.safetensors path
-    weights: str = ""  # "coco": torchvision's COCO detector weights (resnet50 + fasterrcnn/retinanet/fcos)
+    weights: str = ""  # "coco": torchvision's COCO detector weights (resnet50 + fasterrcnn/maskrcnn/retinanet/fcos)
     trainable_stages: Stages = None  # None = every backbone stage trains
     min_size: NonNegativeInt = 0  # model's internal resize; 0 = data.img_size
-    max_size: NonNegativeInt = 0
-    fpn_min_stride: NonNegativeInt = 0  # shallowest FPN level; 0 = 4 (fasterrcnn) or 8 (retinanet, fcos)
+    max_size: NonNegativeInt = 0  # longest side of the internal resize; 0 = min_size
+    fpn_min_stride: NonNegativeInt = 0  # shallowest FPN level; 0 = 4 (fasterrcnn, maskrcnn) or 8 (retinanet, fcos)
     fpn_channels: PositiveInt = 256  # channels of every FPN level (and so of the RPN / box head inputs)
     anchor_size: NonNegativeInt = 32  # Faster R-CNN / RetinaNet anchor on the finest FPN level (px), doubling per level; 0 = fitted
     anchor_ratios: list[PositiveFloat] = field(default_factory=lambda: [0.5, 1.0, 2.0])  # anchor height / width
     box_batch_size_per_image: PositiveInt = 128  # Faster R-CNN RoIs sampled per image for the box head
     box_iou_thresh: Probability = 0.5  # Faster R-CNN RoIs overlapping an object at least this much are its positives
     score_thresh: Probability = 0.01  # detections below are discarded before NMS
-    detections_per_img: PositiveInt = 100
+    detections_per_img: PositiveInt = 100  # most objects kept per image (by score)
+
+
+@dataclass
+class DetectModel(DetectorModel):
     tta: str = "none"  # test-time views fused by `toolkit val`, predict and a run's final evaluation: none | hflip | d4
 
 
@@ -119,6 +131,8 @@ class DetectTask:
     ModelConfig = DetectModel
     monitor = "map50_95"
     outputs = "boxes"  # the model's outputs, as an Ensemble of such models combines them
+    dataset = DetectionDataset  # Dataset class of a split: (data, transform)
+    collate = staticmethod(collate)  # its batches
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -131,38 +145,56 @@ class DetectTask:
     # -- data ---------------------------------------------------------------------------------
     def build_data(self, splits: tuple[str, ...] = ("train", "val", "test")) -> DataBundle:
         d = self.cfg.data
+        notes: list[str] = []  # what the reader inferred, then the fitted sizes
+        data = self.read_splits(notes)
+        folds = folds_of(self.cfg.train, d.val_split)
+        if folds:
+            first = next(iter(data.values()))  # DetectionData, or another (classes, records) container
+            classes, kind = first.classes, type(first)
+            found = apply_folds({s: v.records for s, v in data.items()}, folds)
+            data = {s: kind(classes, records) for s, records in found.items()}
+        elif "val" not in data:
+            data["train"], data["val"] = _holdout(data["train"], d.val_split, self.cfg.train.seed)
+        self.classes = next(iter(data.values())).classes
+        notes += fit_sizes(self.cfg, self.as_boxes(data["train"])) if "train" in data else []
+        datasets = {s: self.dataset(data[s], self.transform(train=s == "train"))
+                    for s in ("train", "val", "test") if s in data and s in splits}
+        info = {s: v.describe() for s, v in data.items()}
+        return DataBundle(datasets.get("train"), datasets.get("val"), datasets.get("test"),
+                          classes=self.classes, collate=self.collate, info=info, notes=notes)
+
+    def read_splits(self, notes: list[str]) -> dict[str, DetectionData]:
+        """The dataset's splits (``notes``: what the reader inferred); built-in nuclei sets its prediction tiles."""
+        d = self.cfg.data
         source = Path(d.source)
         if d.source == "nuclei":
             source = builtin.prepare("nuclei") / "coco"
             d.predict_tile = d.predict_tile or nuclei.TILE  # resolved into the saved config
-        notes: list[str] = []  # what the reader inferred, then the fitted sizes
-        data = load(source, notes)
-        folds = folds_of(self.cfg.train, d.val_split)
-        if folds:
-            classes = next(iter(data.values())).classes
-            found = apply_folds({s: v.records for s, v in data.items()}, folds)
-            data = {s: DetectionData(classes, records) for s, records in found.items()}
-        elif "val" not in data:
-            data["train"], data["val"] = _holdout(data["train"], d.val_split, self.cfg.train.seed)
-        self.classes = next(iter(data.values())).classes
-        notes += fit_sizes(self.cfg, data["train"]) if "train" in data else []
-        datasets = {s: DetectionDataset(data[s], self.transform(train=s == "train"))
-                    for s in ("train", "val", "test") if s in data and s in splits}
-        info = {s: v.describe() for s, v in data.items()}
-        return DataBundle(datasets.get("train"), datasets.get("val"), datasets.get("test"),
-                          classes=self.classes, collate=collate, info=info, notes=notes)
+        return load(source, notes)
+
+    @staticmethod
+    def as_boxes(data: DetectionData) -> DetectionData:
+        """The split's objects as boxes (for fitting the input and anchor sizes)."""
+        return data
+
+    def augment(self) -> Augment:
+        """The ``Augment`` settings of ``cfg.data``."""
+        return Augment(**{f.name: getattr(self.cfg.data, f.name) for f in dataclasses.fields(Augment)})
 
     def transform(self, train: bool) -> Any:
         d = self.cfg.data
-        aug = Augment(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Augment)})
-        return detection_pipeline(d.img_size, train, aug, min_visibility=d.min_visibility, crop=d.crop,
+        return detection_pipeline(d.img_size, train, self.augment(), min_visibility=d.min_visibility, crop=d.crop,
                                   min_side=d.min_side, seed=self.cfg.train.seed)
 
     # -- model --------------------------------------------------------------------------------
     def build_model(self, classes: list[str], pretrained: bool = True) -> nn.Module:
+        check_tta(self.cfg.model.tta)
+        return self.detector(classes, pretrained)
+
+    def detector(self, classes: list[str], pretrained: bool = True, **options: Any) -> nn.Module:
+        """``build_detector`` from ``cfg.model`` (``options``: more ``DetectorOptions`` fields)."""
         m, size = self.cfg.model, self.cfg.data.img_size
         self.classes = classes
-        check_tta(m.tta)
         if (m.min_size or size) <= 0:
             raise ConfigError("set data.img_size (or model.min_size) to a positive number of pixels")
         return build_detector(m.arch, m.backbone, len(classes), pretrained=m.pretrained if pretrained else False,
@@ -172,7 +204,7 @@ class DetectTask:
                               box_iou_thresh=m.box_iou_thresh, fpn_min_stride=m.fpn_min_stride,
                               fpn_channels=m.fpn_channels, anchor_size=m.anchor_size,
                               anchor_ratios=m.anchor_ratios, score_thresh=m.score_thresh,
-                              detections_per_img=m.detections_per_img)
+                              detections_per_img=m.detections_per_img, **options)
 
     def train_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         losses = model(batch["images"], batch["targets"])
@@ -272,8 +304,10 @@ def _fp32(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.is_floating_point() else t
 
 
-def _holdout(data: DetectionData, fraction: float, seed: int) -> tuple[DetectionData, DetectionData]:
-    """Seeded random split of the images (``val_holdout``): (train, held out ``fraction``, at least one image)."""
+def _holdout(data: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    """Seeded random split of the images (``val_holdout``) of a (classes, records) container such as
+    ``DetectionData``: (train, held out ``fraction``, at least one image)."""
     train, val = val_holdout(len(data.records), fraction, seed)
-    return DetectionData(data.classes, take(data.records, train)), DetectionData(data.classes, take(data.records, val))
+    kind = type(data)
+    return kind(data.classes, take(data.records, train)), kind(data.classes, take(data.records, val))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,6 +89,47 @@ def raise_problems(problems: list[Problem], source: Path) -> None:
     more = f" ({len(problems) - 1} more problems; list them with `toolkit data check {source}`)" \
         if len(problems) > 1 else ""
     raise DataError(f"{problems[0]}{more}")
+
+
+def detect_layout(path: Path, layouts: dict[str, Callable[[Path], Any]], expected: str) -> str:
+    """The first name of ``layouts`` whose test finds its layout at ``path``; else a DataError: ``path`` does not
+    exist, or ``f"{path} is not {expected}"``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"dataset path {path} does not exist")
+    for name, found in layouts.items():
+        if found(path):
+            return name
+    raise DataError(f"{path} is not {expected}")
+
+
+def load_splits(read: Callable[..., tuple[dict[str, Any], list[Problem]]], path: Path,
+                notes: list[str] | None = None) -> dict[str, Any]:
+    """``{split: data}`` from ``read(path, notes)`` (a format family's reader); a DataError names the first problem,
+    or says that there is neither a train nor a val split."""
+    splits, problems = read(path, notes)
+    raise_problems(problems, Path(path))
+    if "train" not in splits and "val" not in splits:
+        found = f" (only {', '.join(splits)})" if splits else ""
+        raise DataError(f"{path} has no train or val split{found}; training needs a train split (a val split is "
+                        "held out of it by data.val_split when there is none)")
+    return splits
+
+
+def check_splits(read: Callable[..., tuple[dict[str, Any], list[Problem]]], path: Path) -> list[Problem]:
+    """Every problem ``read(path)`` finds; a DataError it raises (no dataset there) becomes the one problem."""
+    try:
+        return read(path)[1]
+    except DataError as e:
+        return [Problem(Path(path), "", str(e))]
+
+
+def class_mismatch(splits: dict[str, Any], path: Path) -> list[Problem]:
+    """A problem for each split (data with ``classes``) whose class names differ from the first split's."""
+    names = {s: d.classes for s, d in splits.items()}
+    first = next(iter(names.values()), [])
+    return [Problem(path / s, "categories", f"classes {c} differ from {first}")
+            for s, c in names.items() if c != first]
 
 
 def image_size(path: Path) -> tuple[int, int] | None:

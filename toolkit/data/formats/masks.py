@@ -90,11 +90,11 @@ def read_classes(path: Path) -> tuple[list[str] | None, int | None]:
     return [str(n) for n in names], ignore
 
 
-def _pairs(split_dir: Path) -> list[tuple[Path, Path]]:
-    """Pair ``images/X.*`` with ``masks/X.*`` by stem; an unpaired file is an error."""
-    images_dir, masks_dir = split_dir / "images", split_dir / "masks"
+def pair_folder(split_dir: Path, masks: str = "masks") -> list[tuple[Path, Path]]:
+    """Pair ``images/X.*`` with ``<masks>/X.*`` by stem; an unpaired file is an error."""
+    images_dir, masks_dir = split_dir / "images", split_dir / masks
     if not masks_dir.is_dir():
-        raise DataError(f"{split_dir} has images/ but no masks/ folder; put one mask per image in {masks_dir}")
+        raise DataError(f"{split_dir} has images/ but no {masks}/ folder; put one mask per image in {masks_dir}")
     images = {p.stem: p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES}
     masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
     if not images:
@@ -167,12 +167,12 @@ def _inferred(path: Path, ids: list[int], count: int, ignore_index: int) -> str:
 def _find_splits(root: Path, val_split: float, seed: int = 0) -> dict[str, list[tuple[Path, Path]]]:
     """The pairs of each split; ``val_split`` of train is held out as val when there is none (0: none)."""
     if (root / "images").is_dir():
-        train, val = holdout_pairs(_pairs(root), val_split, seed)
+        train, val = holdout_pairs(pair_folder(root), val_split, seed)
         return {"train": train, "val": val}
     if not (root / "train" / "images").is_dir():
         raise DataError(f"{root} has neither train/images/ nor images/: see the layout in the docs "
                         "(root/{train,val}/{images,masks}/)")
-    found = {s: _pairs(root / s) for s in SPLITS if (root / s / "images").is_dir()}
+    found = {s: pair_folder(root / s) for s in SPLITS if (root / s / "images").is_dir()}
     if "val" not in found:
         found["train"], found["val"] = holdout_pairs(found["train"], val_split, seed)
     return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -46,17 +46,26 @@ def find_yolo(root: Path) -> Path | None:
 def read_yolo(data_yaml: Path, notes: list[str] | None = None) -> tuple[dict[str, DetectionData], list[Problem]]:
     """Read every split of the data YAML; returns ``{split: data}`` and all problems. ``notes`` collects what
     was inferred (splits from the folder layout, a ``path`` that does not exist)."""
+    classes, sources, problems = image_splits(data_yaml, notes)
+    splits = {split: DetectionData(classes, [_record(f, len(classes), problems) for f in files])
+              for split, files in sources.items()}
+    return splits, problems
+
+
+def image_splits(data_yaml: Path, notes: list[str] | None = None) -> tuple[list[str], dict[str, list[Path]],
+                                                                          list[Problem]]:
+    """(class names, ``{split: image paths}``, problems) of a data YAML; ``notes`` as in ``read_yolo``."""
     notes = [] if notes is None else notes
     try:
         spec = yaml.safe_load(data_yaml.read_text()) or {}
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", -1) + 1
-        return {}, [Problem(data_yaml, f"line {line}" if line else "", "not valid YAML")]
+        return [], {}, [Problem(data_yaml, f"line {line}" if line else "", "not valid YAML")]
     spec = spec if isinstance(spec, dict) else {}
     classes = _names(spec.get("names"), spec.get("nc"))
     if classes is None:
-        return {}, [Problem(data_yaml, "names", "needs 'names': a list or an {id: name} mapping "
-                                                "(or 'nc: N' for unnamed classes)")]
+        return [], {}, [Problem(data_yaml, "names", "needs 'names': a list or an {id: name} mapping "
+                                                    "(or 'nc: N' for unnamed classes)")]
     root = _root(data_yaml, spec, notes)
     problems: list[Problem] = []
     if any(spec.get(split) for split in SPLITS):
@@ -64,9 +73,7 @@ def read_yolo(data_yaml: Path, notes: list[str] | None = None) -> tuple[dict[str
                    for split in SPLITS if spec.get(split)}
     else:
         sources = _layout_splits(root, data_yaml, problems, notes)
-    splits = {split: DetectionData(classes, [_record(f, len(classes), problems) for f in files])
-              for split, files in sources.items()}
-    return splits, problems
+    return classes, sources, problems
 
 
 def _names(names: Any, count: Any = None) -> list[str] | None:
@@ -175,8 +182,16 @@ def _parse(line: str, width: int, height: int, num_classes: int) -> tuple[Any, i
     return box, cls, check_box(box, width, height)
 
 
-def write_yolo(splits: dict[str, DetectionData], root: Path) -> Path:
-    """Write ``root/images/<split>/``, ``root/labels/<split>/*.txt`` and ``root/data.yaml``."""
+def box_lines(rec: ImageRecord) -> list[str]:
+    """The label lines ``class cx cy w h`` (normalised) of one image's objects."""
+    return [f"{label} {(x1 + x2) / 2 / rec.width:.6f} {(y1 + y2) / 2 / rec.height:.6f} "
+            f"{(x2 - x1) / rec.width:.6f} {(y2 - y1) / rec.height:.6f}"
+            for (x1, y1, x2, y2), label in zip(rec.boxes.tolist(), rec.labels.tolist())]
+
+
+def write_yolo(splits: dict[str, Any], root: Path, lines: Callable[[Any], list[str]] = box_lines) -> Path:
+    """Write ``root/images/<split>/``, ``root/labels/<split>/*.txt`` and ``root/data.yaml``. ``splits``: split ->
+    data with ``classes`` and ``records`` (``path``); ``lines(record)`` gives a record's label lines."""
     classes = next(iter(splits.values())).classes
     for split, data in splits.items():
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -185,11 +200,7 @@ def write_yolo(splits: dict[str, DetectionData], root: Path) -> Path:
             dest = root / "images" / split / rec.path.name
             if rec.path.resolve() != dest.resolve():
                 shutil.copy2(rec.path, dest)
-            lines = []
-            for (x1, y1, x2, y2), label in zip(rec.boxes.tolist(), rec.labels.tolist()):
-                lines.append(f"{label} {(x1 + x2) / 2 / rec.width:.6f} {(y1 + y2) / 2 / rec.height:.6f} "
-                             f"{(x2 - x1) / rec.width:.6f} {(y2 - y1) / rec.height:.6f}")
-            label_path(dest).write_text("".join(line + "\n" for line in lines))
+            label_path(dest).write_text("".join(line + "\n" for line in lines(rec)))
     spec = {"path": ".", **{s: f"images/{s}" for s in splits}, "names": dict(enumerate(classes))}
     (root / DATA_YAML).write_text(yaml.safe_dump(spec, sort_keys=False))
     return root / DATA_YAML
