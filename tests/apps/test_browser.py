@@ -22,6 +22,7 @@ from toolkit.medical import sample_file
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT = 90_000  # ms
+expect.set_options(timeout=TIMEOUT)  # every check waits for a page that reruns slowly on a busy machine
 
 
 @pytest.fixture(scope="module")
