@@ -12,12 +12,31 @@ from toolkit.registry import DETECTORS
 
 SIZE = 64
 FEW = ("resnet18", "mobilenet_v3_large", "simple_cnn")  # stride 2-32 torchvision, and stride 2-8 only
-PAIRS = [(a, b) for a in DETECTORS.names() for b in FEW]
+PAIRS = [(a, b) for a in DETECTORS.names() if a != "maskrcnn" for b in FEW]  # box detectors (the detect task)
 
 
 @pytest.mark.parametrize("arch, backbone", PAIRS)
 def test_train_step_and_predict(train_and_predict, arch: str, backbone: str) -> None:
     train_and_predict(arch, backbone, SIZE)
+
+
+@pytest.mark.parametrize("backbone", FEW)
+def test_mask_rcnn_trains_on_masks_and_predicts_a_mask_per_box(backbone: str) -> None:
+    torch.manual_seed(0)
+    model = build_detector("maskrcnn", backbone, 2, min_size=SIZE, max_size=SIZE, mask_channels=16)
+    masks = torch.zeros(2, SIZE, SIZE, dtype=torch.uint8)
+    masks[0, 8:30, 10:34], masks[1, 36:60, 30:50] = 1, 1
+    target = {"boxes": torch.tensor([[10.0, 8, 34, 30], [30, 36, 50, 60]]), "labels": torch.tensor([0, 1]),
+              "masks": masks}
+    model.train()
+    losses = model([torch.rand(3, SIZE, SIZE)], [target])
+    assert "loss_mask" in losses and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    model.eval()
+    with torch.no_grad():
+        (found,) = model([torch.rand(3, 40, 56)])
+    assert found["masks"].shape[1:] == (1, 40, 56) and len(found["masks"]) == len(found["boxes"])
+    assert set(found["labels"].tolist()) <= {0, 1}
 
 
 def test_nothing_is_frozen_by_default_and_trainable_stages_freezes_bn() -> None:
