@@ -88,12 +88,13 @@ class InstanceResult:
         return (areas * self.pixel_size_um ** 2, "µm") if self.pixel_size_um else (areas, "px")
 
     def to_dict(self) -> dict[str, Any]:
-        areas = [o["area_px"] for o in self.objects()]
+        objects = self.objects()  # regionprops once
+        areas = [o["area_px"] for o in objects]
         return {"source": self.source, "width": int(self.label_image.shape[1]),
                 "height": int(self.label_image.shape[0]), "count": self.count,
                 "pixel_size_um": self.pixel_size_um, "mean_area_px": round(float(np.mean(areas)), 2) if areas else 0.0,
                 "counts": {c: int((self.labels == k).sum()) for k, c in enumerate(self.classes)},
-                "objects": self.objects()}
+                "objects": objects}
 
     def objects_csv(self) -> str:
         """The per-object rows as CSV text (``COLUMNS``, then ``area_um2`` when the pixel size is known)."""
