@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchmetrics.classification as tmc
 from torch import nn
-from torchmetrics import MetricCollection
 
 from toolkit.backbones import create_backbone
 from toolkit.config import Config, Fraction, NonNegativeInt, PositiveFloat, Stages
@@ -80,7 +78,7 @@ class ClassifyTask:
         self.classes: list[str] = []
         self.channels = cfg.data.channels
         self.class_weights: torch.Tensor | None = None
-        self.metrics: MetricCollection | None = None
+        self.metrics: Any = None  # a torchmetrics MetricCollection after reset()
         self.confmat: np.ndarray | None = None
 
     # -- data ---------------------------------------------------------------------------------
@@ -134,6 +132,9 @@ class ClassifyTask:
 
     # -- metrics ------------------------------------------------------------------------------
     def reset(self, final: bool = False) -> None:
+        import torchmetrics.classification as tmc  # here, not at the top: prediction starts 0.7 s sooner without it
+        from torchmetrics import MetricCollection
+
         n = len(self.classes)
         kw = {"num_classes": n, "sync_on_compute": False}
         self.metrics = MetricCollection({

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from annotated_types import Interval
 from torch import nn
-from torchmetrics.detection import MeanAveragePrecision
 
 from toolkit.config import (
     Config,
@@ -137,7 +136,7 @@ class DetectTask:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.classes: list[str] = []
-        self.metric: MeanAveragePrecision | None = None
+        self.metric: Any = None  # a torchmetrics MeanAveragePrecision after reset()
         self.samples: list[dict[str, Any]] = []
         self.precision: np.ndarray | None = None
         self.tta = "none"  # of the evaluation under way
@@ -213,6 +212,8 @@ class DetectTask:
 
     # -- metrics ------------------------------------------------------------------------------
     def reset(self, final: bool = False) -> None:
+        from torchmetrics.detection import MeanAveragePrecision  # here: prediction starts 0.7 s sooner without it
+
         self.tta = self.cfg.model.tta if final else "none"
         self.metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True,
                                            extended_summary=True, backend="pycocotools", sync_on_compute=False,

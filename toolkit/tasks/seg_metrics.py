@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 
 import torch
-import torchmetrics.classification as tmc
-from torchmetrics import MetricCollection
 
 
 class SegMetrics:
     def __init__(self, classes: list[str], ignore_index: int, background: int = 0) -> None:
+        import torchmetrics.classification as tmc  # here, not at the top: prediction starts 0.7 s sooner without it
+        from torchmetrics import MetricCollection
+
         self.classes = list(classes)
         self.background = background if 0 <= background < len(classes) and len(classes) > 1 else -1
         kw = {"num_classes": max(2, len(classes)), "ignore_index": ignore_index, "sync_on_compute": False}
