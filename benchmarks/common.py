@@ -66,7 +66,7 @@ def compare_in_children(script: str, impls: tuple[str, ...], child: Callable[...
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.batch, args.size)))
         return None
-    args.load = tuple(round(v, 2) for v in os.getloadavg())
+    args.load = load_average()
     options = [f"--{k}={getattr(args, k)}" for k in ("threads", "steps", "batch", "size")]
     return args, [run_child(script, impl, options) for impl in impls]
 
@@ -74,6 +74,11 @@ def compare_in_children(script: str, impls: tuple[str, ...], child: Callable[...
 def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine()}
+
+
+def load_average() -> tuple[float, float, float]:
+    """The machine's 1, 5 and 15-minute load averages, rounded: other work that ran beside a timing."""
+    return tuple(round(v, 2) for v in os.getloadavg())
 
 
 def write(name: str, rows: list[dict[str, Any]], notes: str = "") -> Path:

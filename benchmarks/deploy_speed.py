@@ -1,4 +1,4 @@
-"""onnxruntime against eager PyTorch on the CPU, per task: CPU time at batch 1 and throughput at batch 8 of each
+"""onnxruntime against eager PyTorch on the CPU, per task: latency at batch 1 and throughput at batch 8 of each
 task's default model (``toolkit/configs/<task>.yaml``: mobilenet_v2 classifier at 224 px, U-Net mobilenet_v2 on
 256-px crops, Faster R-CNN mobilenet_v2-FPN at 448 px as the nuclei recipe, 3D U-Net on 64^3 windows), in one run.
 
@@ -6,7 +6,7 @@ Weights do not change the cost of a dense network, so the default models are ran
 on what it finds, so ``--checkpoint detect=PATH`` (any task) times a trained run instead (a detector on its own val
 images), and also exports it with the parity check on its val data, whose figures join the table.
 
-    python benchmarks/deploy_speed.py [--checkpoint detect=runs/detect/exp/weights/best.pt ...] [--threads 2]
+    python benchmarks/deploy_speed.py [--checkpoint detect=runs/detect/exp/weights/best.pt ...] [--threads N]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write  # noqa: E402
+from common import load_average, write  # noqa: E402
 
 from toolkit import config as config_mod  # noqa: E402
 from toolkit.engine import checkpoint  # noqa: E402
@@ -59,16 +59,20 @@ def batch_of(task: Any, n: int, images: list[torch.Tensor] | None = None) -> Any
     return torch.randn(n, 3, SIZES[task.name], SIZES[task.name])
 
 
-def seconds(run: Callable[[], Any], repeats: int) -> float:
-    """Median CPU seconds of ``run()`` (all threads of this process) after one untimed call: on one thread, the
-    wall time on an idle core (a busy machine stretches wall time, not CPU time)."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
+def seconds(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
+    """{name: (median wall seconds, median CPU seconds of all this process's threads)} of each ``run()``, after one
+    untimed call each; the runs take turns, so a change of machine load falls on all of them alike. Wall time is
+    what a user waits for; CPU time also counts the cycles onnxruntime's idle threads spend spinning."""
+    for run in runs.values():
         run()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {name: (statistics.median(t[0] for t in pairs), statistics.median(t[1] for t in pairs))
+            for name, pairs in times.items()}
 
 
 def compare(task: Any, model: torch.nn.Module, repeats: int, images: list[torch.Tensor] | None = None
@@ -80,14 +84,15 @@ def compare(task: Any, model: torch.nn.Module, repeats: int, images: list[torch.
     for batch in (1, 8):
         inputs = batch_of(task, batch, images)
         with torch.no_grad():
-            eager = seconds(lambda: model(inputs), repeats)
-        ort = seconds(lambda: onnx_model(inputs), repeats)
+            timed = seconds({"torch": lambda: model(inputs), "onnx": lambda: onnx_model(inputs)}, repeats)
+        (torch_wall, torch_cpu), (onnx_wall, onnx_cpu) = timed["torch"], timed["onnx"]
         if batch == 1:
-            row.update({"torch_ms_b1": round(eager * 1000, 1), "onnx_ms_b1": round(ort * 1000, 1),
-                        "speedup_b1": round(eager / ort, 2)})
+            row.update({"torch_ms_b1": round(torch_wall * 1000, 1), "onnx_ms_b1": round(onnx_wall * 1000, 1),
+                        "speedup_b1": round(torch_wall / onnx_wall, 2),
+                        "speedup_b1_cpu": round(torch_cpu / onnx_cpu, 2)})
         else:
-            row.update({"torch_per_s_b8": round(batch / eager, 1), "onnx_per_s_b8": round(batch / ort, 1),
-                        "speedup_b8": round(eager / ort, 2)})
+            row.update({"torch_per_s_b8": round(batch / torch_wall, 1), "onnx_per_s_b8": round(batch / onnx_wall, 1),
+                        "speedup_b8": round(torch_wall / onnx_wall, 2)})
     return row
 
 
@@ -96,8 +101,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", default=[], help="TASK=PATH: time (and export with "
                                                                           "parity) this trained run instead")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="threads of both runtimes (default: PyTorch's, all cores, as predict and the apps run)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     trained = dict(item.split("=", 1) for item in args.checkpoint)
@@ -115,9 +121,9 @@ def main() -> None:
             row = {**compare(task, model.eval(), args.repeats), "model": f"configs/{name}.yaml (random weights)"}
         rows.append(row)
         print(row, flush=True)
-    write("deploy_speed", rows, f"{os.cpu_count()} CPU cores, torch and onnxruntime on {args.threads} thread(s), "
-                                f"CPU time, median of {args.repeats}; load average at the end "
-                                f"{tuple(round(v, 2) for v in os.getloadavg())}")
+    write("deploy_speed", rows, f"{os.cpu_count()} CPU cores, torch and onnxruntime on {args.threads} thread(s); "
+                                f"wall time (speedup_b1_cpu: CPU time), median of {args.repeats}; load average at the "
+                                f"end {load_average()}")
 
 
 if __name__ == "__main__":

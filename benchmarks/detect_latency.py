@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, write  # noqa: E402
+from common import OUT, load_average, write  # noqa: E402
 
 from toolkit import sample_input  # noqa: E402
 from toolkit.cache import fetch_wheel  # noqa: E402
@@ -131,7 +131,7 @@ def main() -> None:
                 ("seconds", f"seconds per 1024 x 1024 image, {args.threads} threads (log scale)"))
     figure = plot(rows, OUT / "detect_latency.png", x, label)
     write("detect_latency", rows, f"{os.cpu_count()} CPU cores, {args.threads} threads; load average at the end "
-                                  f"{tuple(round(v, 2) for v in os.getloadavg())}; median of {args.repeats} runs; "
+                                  f"{load_average()}; median of {args.repeats} runs; "
                                   f"plot {figure}")
 
 

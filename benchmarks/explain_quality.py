@@ -35,7 +35,7 @@ import torch
 from torchvision.ops import box_iou
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write  # noqa: E402
+from common import load_average, write  # noqa: E402
 
 from toolkit.data import builtin  # noqa: E402
 from toolkit.data.arrays import load_arrays  # noqa: E402
@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    load = tuple(round(v, 2) for v in os.getloadavg())
+    load = load_average()
     rows = []
     for task, make in (("classify", lambda: classify_rows(args.classify, args.deletion)),
                        ("detect", lambda: detect_rows(args.detect)), ("segment", lambda: segment_rows(args.segment)),

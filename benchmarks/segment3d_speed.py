@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import peak_rss_mb, run_child, write  # noqa: E402
+from common import load_average, peak_rss_mb, run_child, write  # noqa: E402
 
 from toolkit.config import Config, TrainConfig  # noqa: E402
 from toolkit.data import builtin  # noqa: E402
@@ -113,7 +113,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(infer_child(args.child)))
         return
-    load = tuple(round(v, 2) for v in os.getloadavg())
+    load = load_average()
     rows = [run_child(__file__, name, ["--threads", str(args.threads)]) for name in INFERENCE]
 
     root = builtin.prepare("brain-lesions")
@@ -121,7 +121,7 @@ def main() -> None:
     rows.append({"what": f"train toolkit segresnet16 roi{args.roi}", **ours})
     rows.append({"what": f"train plain MONAI segresnet16 roi{args.roi}", **plain})
     ratio = ours["crops_per_cpu_s"] / plain["crops_per_cpu_s"]
-    end = tuple(round(v, 2) for v in os.getloadavg())
+    end = load_average()
     notes = (f"threads {args.threads}; training-step throughput ratio toolkit / plain (crops per CPU second): "
              f"{ratio:.2f} (per wall second: {ours['crops_per_s'] / plain['crops_per_s']:.2f}). Load average "
              f"(1/5/15 min) at start {load}, at end {end} on {os.cpu_count()} cores: wall times are "

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write  # noqa: E402
+from common import load_average, write  # noqa: E402
 
 from toolkit.data.builtin import prepare  # noqa: E402
 
@@ -63,7 +63,7 @@ def main() -> None:
     budget_file.unlink(missing_ok=True)
     shutil.rmtree("runs/segment3d/bench-vs-plain", ignore_errors=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
-    load_before = tuple(round(v, 2) for v in os.getloadavg())
+    load_before = load_average()
     plain = subprocess.Popen([sys.executable, __file__, "--plain-only", str(args.max_minutes * 60)], env=env)
     start = time.time()
     cmd = [sys.executable, "-m", "toolkit", "train", "segment3d", "train.threads=1", "train.progress=false",
@@ -73,7 +73,7 @@ def main() -> None:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the finished toolkit run only
     toolkit_cpu_s = usage.ru_utime + usage.ru_stime
     budget_file.write_text(str(toolkit_cpu_s))
-    load_during = tuple(round(v, 2) for v in os.getloadavg())
+    load_during = load_average()
     plain.wait()
     with open("runs/segment3d/bench-vs-plain/results.csv") as f:
         best = max(csv.DictReader(f), key=lambda r: float(r["dice_mean"]))
