@@ -128,11 +128,11 @@ def restore(path: str | Path, overrides: list[str] | None = None) -> tuple[Any, 
 def beside(checkpoint: str | Path) -> Path | None:
     """``<checkpoint stem>.onnx`` in the checkpoint's folder when it was exported from this very checkpoint
     (its ``checkpoint_sha256`` matches), else None."""
-    import onnx
-
     candidate = Path(checkpoint).with_suffix(".onnx")
     if not candidate.is_file():
         return None
+    import onnx  # here: its import takes 0.5 s
+
     try:
         meta = {p.key: p.value for p in onnx.load(str(candidate), load_external_data=False).metadata_props}
     except Exception:  # an unreadable neighbour is simply not a match
