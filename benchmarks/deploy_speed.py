@@ -59,20 +59,22 @@ def batch_of(task: Any, n: int, images: list[torch.Tensor] | None = None) -> Any
     return torch.randn(n, 3, SIZES[task.name], SIZES[task.name])
 
 
-def seconds(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
-    """{name: (median wall seconds, median CPU seconds of all this process's threads)} of each ``run()``, after one
-    untimed call each; the runs take turns, so a change of machine load falls on all of them alike. Wall time is
-    what a user waits for; CPU time also counts the cycles onnxruntime's idle threads spend spinning."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
+def seconds(runs: dict[str, Callable[[], Any]], repeats: int, warmup: int = 3) -> dict[str, tuple[float, float]]:
+    """{name: (median wall seconds, median CPU seconds of all this process's threads)} of ``repeats`` calls of each
+    ``run()``, one run after the other, each after ``warmup`` untimed calls (oneDNN needs more than one to settle on
+    3D convolutions; the threads of one runtime keep spinning for a while after it returns, and would slow the other
+    if they took turns). Wall time is what a user waits for; CPU time also counts idle threads spinning."""
+    timed = {}
+    for name, run in runs.items():
+        for _ in range(warmup):
+            run()
+        pairs = []
+        for _ in range(repeats):
             wall, cpu = time.perf_counter(), time.process_time()
             run()
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {name: (statistics.median(t[0] for t in pairs), statistics.median(t[1] for t in pairs))
-            for name, pairs in times.items()}
+            pairs.append((time.perf_counter() - wall, time.process_time() - cpu))
+        timed[name] = (statistics.median(t[0] for t in pairs), statistics.median(t[1] for t in pairs))
+    return timed
 
 
 def compare(task: Any, model: torch.nn.Module, repeats: int, images: list[torch.Tensor] | None = None
