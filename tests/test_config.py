@@ -107,3 +107,23 @@ def test_saved_config_round_trips(tmp_path: Path) -> None:
     config.save(cfg, tmp_path / "c.yaml")
     again = config.read_yaml(tmp_path / "c.yaml")
     assert again["data"]["source"] == "digits" and again["train"]["epochs"] == cfg.train.epochs
+
+
+def test_saving_a_config_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed while it rewrites config.yaml (here: the rename never happens) leaves the old file whole."""
+    import os
+
+    path = tmp_path / "config.yaml"
+    old, new = resolve_config("classify", ["train.epochs=3"]), resolve_config("classify", ["train.epochs=9"])
+    config.save(old, path)
+    before = path.read_text()
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        config.save(new, path)
+    monkeypatch.undo()
+    assert path.read_text() == before and "epochs: 3" in before
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temp file left

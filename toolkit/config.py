@@ -21,6 +21,7 @@ import yaml
 from annotated_types import Ge, Gt, Interval, Le, Lt
 
 from toolkit.errors import ConfigError
+from toolkit.safe_io import atomic_write_text
 
 RECIPES = Path(__file__).parent / "configs"
 
@@ -272,4 +273,5 @@ def _field_comments(cls: type) -> dict[str, str]:
 
 
 def save(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML, atomically: a killed run never leaves half a config.yaml to resume from."""
+    atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)
