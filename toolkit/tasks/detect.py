@@ -29,7 +29,7 @@ from toolkit.config import (
     Probability,
     Stages,
 )
-from toolkit.data import builtin, nuclei
+from toolkit.data import builtin
 from toolkit.data.detection_check import load
 from toolkit.data.detection_dataset import DetectionDataset, collate, objects_only
 from toolkit.data.formats.detection import DetectionData
@@ -167,6 +167,8 @@ class DetectTask:
         d = self.cfg.data
         source = Path(d.source)
         if d.source == "nuclei":
+            from toolkit.data import nuclei  # here: its label-image readers are for preparing data, not predicting
+
             source = builtin.prepare("nuclei") / "coco"
             d.predict_tile = d.predict_tile or nuclei.TILE  # resolved into the saved config
         return load(source, notes)
