@@ -101,7 +101,7 @@ def show_instances(key: tuple, name: str, result: Any, seconds: float, engine: s
     """An instance model's result: each object's mask over the image, the count, counts per class, the area
     histogram, the per-object table and downloads."""
     left, right = st.columns([3, 2])
-    png = common.memo(("png", *key), lambda: support.instance_png(result))
+    png = common.memo(("png", *key), result.overlay_png)
     left.image(png, caption=f"{name}: {result.count} object(s); inference {seconds:.2f} s ({engine})",
                width="stretch")
     right.metric("Objects", result.count)

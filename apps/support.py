@@ -143,17 +143,6 @@ def annotated_png(result: Any) -> bytes:
     return buffer.getvalue()
 
 
-def instance_png(result: Any) -> bytes:
-    """The image with each object in its own colour and outlined, as PNG bytes at native size."""
-    from PIL import Image
-
-    from toolkit.viz.instance import instance_overlay
-
-    buffer = io.BytesIO()
-    Image.fromarray(instance_overlay(result.image, result.label_image)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def area_histogram_png(result: Any) -> bytes:
     """The histogram of the objects' areas (µm² when the image gives its pixel size, else pixels) as PNG bytes."""
     from toolkit.viz.instance import plot_area_histogram

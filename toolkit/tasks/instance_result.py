@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,14 @@ class InstanceResult:
     def objects(self) -> list[dict[str, Any]]:
         """One row per object: ``COLUMNS`` (pixels; box x2/y2 exclusive; mean intensity of the image's channels, 0..1
         of the file's range), and ``area_um2`` when the pixel size is known."""
+        if not self.pixel_size_um:
+            return [dict(row) for row in self._measured]
+        return [{**row, "area_um2": round(row["area_px"] * self.pixel_size_um ** 2, 4)} for row in self._measured]
+
+    @cached_property
+    def _measured(self) -> list[dict[str, Any]]:
+        """``COLUMNS`` of every object, by regionprops once per result (the JSON record, the CSV and the app's table
+        all read them)."""
         from skimage.measure import regionprops_table
 
         if not self.count:
@@ -71,15 +80,12 @@ class InstanceResult:
         rows = []
         for k, label in enumerate(table["label"]):
             i = int(label) - 1
-            row = {"id": int(label), "class": self.classes[int(self.labels[i])],
-                   "score": round(float(self.scores[i]), 4),
-                   "area_px": int(table["area"][k]), "centroid_x": round(float(table["centroid-1"][k]), 2),
-                   "centroid_y": round(float(table["centroid-0"][k]), 2), "x1": int(table["bbox-1"][k]),
-                   "y1": int(table["bbox-0"][k]), "x2": int(table["bbox-3"][k]), "y2": int(table["bbox-2"][k]),
-                   "mean_intensity": round(float(table["intensity_mean"][k]), 5)}
-            if self.pixel_size_um:
-                row["area_um2"] = round(row["area_px"] * self.pixel_size_um ** 2, 4)
-            rows.append(row)
+            rows.append({"id": int(label), "class": self.classes[int(self.labels[i])],
+                         "score": round(float(self.scores[i]), 4), "area_px": int(table["area"][k]),
+                         "centroid_x": round(float(table["centroid-1"][k]), 2),
+                         "centroid_y": round(float(table["centroid-0"][k]), 2), "x1": int(table["bbox-1"][k]),
+                         "y1": int(table["bbox-0"][k]), "x2": int(table["bbox-3"][k]), "y2": int(table["bbox-2"][k]),
+                         "mean_intensity": round(float(table["intensity_mean"][k]), 5)})
         return rows
 
     def areas(self) -> tuple[np.ndarray, str]:
@@ -88,7 +94,7 @@ class InstanceResult:
         return (areas * self.pixel_size_um ** 2, "µm") if self.pixel_size_um else (areas, "px")
 
     def to_dict(self) -> dict[str, Any]:
-        objects = self.objects()  # regionprops once
+        objects = self.objects()
         areas = [o["area_px"] for o in objects]
         return {"source": self.source, "width": int(self.label_image.shape[1]),
                 "height": int(self.label_image.shape[0]), "count": self.count,
@@ -104,6 +110,12 @@ class InstanceResult:
         writer.writerows(self.objects())
         return text.getvalue()
 
+    def overlay_png(self) -> bytes:
+        """The image with each object in its own colour and outlined (``instance_overlay``), as PNG bytes."""
+        buffer = io.BytesIO()
+        Image.fromarray(instance_overlay(self.image, self.label_image)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
     def label_png(self) -> bytes:
         """The label image as 16-bit PNG bytes."""
         buffer = io.BytesIO()
@@ -117,6 +129,6 @@ class InstanceResult:
         stem = Path(self.source).stem or "image"
         paths = [out_dir / f"{stem}_instances.png", out_dir / f"{stem}_overlay.png", out_dir / f"{stem}_objects.csv"]
         paths[0].write_bytes(self.label_png())
-        Image.fromarray(instance_overlay(self.image, self.label_image)).save(paths[1])
+        paths[1].write_bytes(self.overlay_png())
         paths[2].write_text(self.objects_csv())
         return paths
