@@ -47,7 +47,7 @@ def pick_images() -> list[tuple[str, str, Any, float | None]]:
     for f in files or []:
         with common.shown_errors():
             image = common.memo(("image", f.file_id), lambda f=f: support.decode_image(f.name, f.getvalue()), KEEP)
-            size = common.memo(("pixel-size", f.file_id), lambda f=f: support.pixel_size(f.name, f.getvalue()), KEEP)
+            size = common.memo(("pixel-size", f.file_id), lambda f=f: support.pixel_size_um(f.name, f.getvalue()), KEEP)
             images.append((f.file_id, f.name, image, size))
     return images
 

@@ -92,16 +92,6 @@ def _check_pixels(name: str, data: bytes, max_pixels: int) -> None:
                         f"{max_pixels / 1e6:.0f} megapixels); downscale or crop it first")
 
 
-def pixel_size(name: str, data: bytes) -> float | None:
-    """The pixel size in µm an uploaded image's metadata gives (TIFF resolution / ImageJ / OME, PNG pHYs), or None."""
-    from toolkit.medical.uploads import scratch_dir
-
-    with scratch_dir(len(data)) as tmp:
-        path = tmp / f"upload{Path(name).suffix.lower()}"
-        path.write_bytes(data)
-        return pixel_size_um(path)
-
-
 def filter_result(result: Any, conf: float, classes: list[str] | None = None) -> Any:
     """The detections (or instances) with score >= ``conf`` (and class in ``classes``, all when empty or None)."""
     keep = result.scores >= conf

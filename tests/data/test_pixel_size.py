@@ -43,3 +43,17 @@ def test_unknown_placeholder_and_unitless_sizes_are_none(tmp_path: Path) -> None
 def test_png_phys_in_metres(tmp_path: Path) -> None:
     Image.fromarray(IMAGE.astype(np.uint8)).save(tmp_path / "cells.png", dpi=(25400 / 0.5, 25400 / 0.5))
     assert pixel_size_um(tmp_path / "cells.png") == pytest.approx(0.5, rel=1e-5)
+
+
+def test_an_upload_in_memory_gives_the_size_its_file_gives(tmp_path: Path) -> None:
+    """The apps read uploads from memory: the bytes and the name give what the file on disk gives."""
+    tifffile.imwrite(tmp_path / "ij.tif", IMAGE, imagej=True, resolution=(1 / 0.325, 1 / 0.325),
+                     metadata={"unit": "micron"})
+    tifffile.imwrite(tmp_path / "ome.ome.tif", IMAGE, ome=True,
+                     metadata={"axes": "YX", "PhysicalSizeX": 0.2, "PhysicalSizeXUnit": "µm"})
+    Image.fromarray(IMAGE.astype(np.uint8)).save(tmp_path / "cells.png", dpi=(25400 / 0.5, 25400 / 0.5))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    expected = {"ij.tif": 0.325, "ome.ome.tif": 0.2, "cells.png": 0.5, "broken.png": None}
+    for name, size in expected.items():
+        found = pixel_size_um(name, (tmp_path / name).read_bytes())
+        assert found == (None if size is None else pytest.approx(size, rel=1e-5)), name

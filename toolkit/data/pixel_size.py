@@ -6,8 +6,10 @@ formats' DPI through PIL.
 as unknown (None), as does a resolution without a unit."""
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
+from typing import IO
 
 from PIL import Image
 
@@ -17,23 +19,25 @@ UM_PER = {"m": 1e6, "cm": 1e4, "mm": 1e3, "um": 1.0, "\u00b5m": 1.0, "\u03bcm": 
 PLACEHOLDER_DPI = (72.0, 96.0)
 
 
-def pixel_size_um(path: str | Path) -> float | None:
-    """Width of one pixel in µm (square pixels assumed: the x size), or None when the file does not say."""
+def pixel_size_um(path: str | Path, data: bytes | None = None) -> float | None:
+    """Width of one pixel in µm (square pixels assumed: the x size), or None when the file does not say. ``data``:
+    the file's bytes, already in memory (an upload), read instead of ``path``, which then only names it."""
     path = Path(path)
+    source = path if data is None else io.BytesIO(data)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            return _tiff(path)
-        with Image.open(path) as img:
+            return _tiff(source)
+        with Image.open(source) as img:
             dpi = img.info.get("dpi")
     except Exception:  # noqa: BLE001 - an unreadable file simply has no pixel size; the image reader names it
         return None
     return _from_dpi(float(dpi[0])) if dpi else None
 
 
-def _tiff(path: Path) -> float | None:
+def _tiff(source: Path | IO[bytes]) -> float | None:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with tifffile.TiffFile(source) as tif:
         if tif.ome_metadata:
             size = _ome(tif.ome_metadata)
             if size:
