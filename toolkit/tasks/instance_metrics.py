@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from toolkit.data.formats.instance_record import boxes_of, encode
 from toolkit.tasks.detect import COCO_IOUS, COCO_RECALLS
+from toolkit.viz.instance import label_image
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -65,16 +66,6 @@ def matching(truth: np.ndarray, pred: np.ndarray, thresh: float = 0.5) -> dict[s
     return scores(tp, iou.shape[1] - tp, iou.shape[0] - tp, float(iou[rows, cols].sum()))
 
 
-def paint(masks: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
-    """(N, H, W) masks -> (H, W) int64 label image 1..N; where they overlap, the mask earlier in ``order``
-    (default: index order) wins."""
-    masks = np.asarray(masks).astype(bool)
-    out = np.zeros(masks.shape[1:], np.int64)
-    for i in (np.arange(len(masks)) if order is None else np.asarray(order))[::-1]:
-        out[masks[i]] = i + 1
-    return out
-
-
 class InstanceMetrics:
     """Accumulates images: ``update(preds, targets, names)`` with per image ``pred = {"masks": (N, H, W),
     "scores": (N,), "labels": (N,)}`` and ``target = {"masks": (M, H, W), "labels": (M,), "iscrowd": (M,)}``
@@ -117,9 +108,8 @@ class InstanceMetrics:
             counts[k] = tp, len(p_rles) - tp - ignored.sum(), len(t_rles) - tp, iou[rows, cols].sum()
             kept = ~ignored if k == 0 else kept  # the objects counted: those not ignored at IoU 0.5
         self.counts.append(counts)
-        order = np.argsort(-p_scores[kept], kind="stable")
-        pq = self.pq(*(torch.from_numpy(_panoptic(m, lab, o))[None] for m, lab, o in
-                       ((p_masks[kept], p_labels[kept], order), (t_masks, t_labels, None))))
+        pq = self.pq(*(torch.from_numpy(_panoptic(m, lab, sc))[None] for m, lab, sc in
+                       ((p_masks[kept], p_labels[kept], p_scores[kept]), (t_masks, t_labels, None))))
         pq_image = _pq(pq[0].numpy())
         row = scores(*counts[0])
         self.rows.append({"name": name, "count_true": len(t_rles), "count_pred": int(kept.sum()),
@@ -178,11 +168,12 @@ def _iou(truth: list[dict], pred: list[dict], crowd: bool) -> np.ndarray:
     return np.asarray(mask_utils.iou(pred, truth, [int(crowd)] * len(truth))).reshape(len(pred), len(truth)).T
 
 
-def _panoptic(masks: np.ndarray, labels: np.ndarray, order: np.ndarray | None) -> np.ndarray:
-    """(2, H, W) MONAI panoptic input: instance ids, class ids (1..K, 0 background)."""
-    instances = paint(masks, order)
-    classes = np.concatenate([[0], np.asarray(labels, np.int64) + 1])[instances]
-    return np.stack([instances, classes])
+def _panoptic(masks: np.ndarray, labels: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    """(2, H, W) MONAI panoptic input: instance ids, class ids (1..K, 0 background); where masks overlap, the
+    higher score (None: the earlier mask) keeps the pixel."""
+    instances, kept = label_image(masks, scores)
+    classes = np.concatenate([[0], np.asarray(labels, np.int64)[kept] + 1])[instances]
+    return np.stack([instances.astype(np.int64), classes])
 
 
 def _pq(confusion: np.ndarray) -> float:
