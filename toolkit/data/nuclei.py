@@ -129,7 +129,6 @@ def prepare_nuclei(root: Path) -> Path:
     return root
 
 
-
 def nuclei_instances(root: Path | None = None) -> dict[str, InstanceData]:
     """The built-in's instance splits ``{"train", "val"}`` (the detection split's tiles; cut nuclei as crowd),
     prepared under ``root`` (default: the built-in's folder) if needed."""

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolkit.config import Config, PositiveInt, Probability
-from toolkit.data import nuclei
 from toolkit.data.formats.detection import DetectionData, ImageRecord
 from toolkit.data.formats.instance_record import InstanceData
 from toolkit.data.formats.instances import load_instances
@@ -77,6 +76,8 @@ class InstanceTask(DetectTask):
     def read_splits(self, notes: list[str]) -> dict[str, InstanceData]:
         d = self.cfg.data
         if d.source == "nuclei":
+            from toolkit.data import nuclei  # as in detect: preparing the built-in, not predicting
+
             d.predict_tile = d.predict_tile or nuclei.TILE  # resolved into the saved config
             return nuclei.nuclei_instances()
         return load_instances(Path(d.source), notes)
