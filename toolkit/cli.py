@@ -225,13 +225,11 @@ def _summary_line(record: dict[str, Any]) -> str:
 
 
 def _write_csv(records: list[dict[str, Any]], path: Path) -> None:
-    import csv
+    """The records' scalar fields (those of the first record) as CSV."""
+    from toolkit.safe_io import atomic_write_csv
 
     columns = [k for k, v in records[0].items() if isinstance(v, (str, int, float))] if records else []
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(records)
+    atomic_write_csv(records, columns, path)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

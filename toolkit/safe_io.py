@@ -1,11 +1,14 @@
-"""Safe file I/O: atomic writes (temp file + ``os.replace`` + directory fsync) and weights-only torch reads.
+"""Safe file I/O: atomic writes (temp file + ``os.replace`` + directory fsync; text, bytes, CSV tables) and
+weights-only torch reads.
 
 The only module that calls ``torch.load``; backbones, heads and the engine all read through it. A write that
 finds the disk full raises ``DiskFullError`` naming the file and the bytes it needs.
 """
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
 import pickle
 import shutil
@@ -29,6 +32,20 @@ def atomic_write_text(text: str, path: Path) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically: readers see the old file or the new one, never a mix."""
     data = text.encode()
     _atomic_write(path, lambda f: f.write(data), lambda: len(data))
+
+
+def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """``rows`` as CSV text under a header of ``columns`` (a row's other keys are left out; "\\n" line ends)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def atomic_write_csv(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
+    """``csv_text(rows, columns)`` written to ``path`` atomically."""
+    atomic_write_text(csv_text(rows, columns), path)
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:

@@ -10,14 +10,13 @@ rewritten from it when it was the best epoch and ``best.pt`` does not hold it.
 from __future__ import annotations
 
 import csv
-import io
 import math
 from pathlib import Path
 from typing import Any
 
 from toolkit.engine import checkpoint
 from toolkit.errors import ToolkitError
-from toolkit.safe_io import atomic_write_text
+from toolkit.safe_io import atomic_write_csv
 
 RESULTS = "results.csv"
 
@@ -72,11 +71,7 @@ def read_results(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def write_results(run_dir: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     """Rewrite ``results.csv`` whole and atomically."""
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(text.getvalue(), run_dir / RESULTS)
+    atomic_write_csv(rows, columns, run_dir / RESULTS)
 
 
 def table_row(row: dict[str, Any]) -> dict[str, Any]:

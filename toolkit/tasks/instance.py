@@ -11,7 +11,6 @@ Large images at prediction time: ``data.predict_tile`` > 0 predicts tiles, objec
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from toolkit.data.instance_dataset import InstanceDataset, collate
 from toolkit.data.pixel_size import pixel_size_um
 from toolkit.data.transforms import instance_pipeline
 from toolkit.errors import ConfigError
+from toolkit.safe_io import atomic_write_csv
 from toolkit.inference.instance_tiles import TiledInstances
 from toolkit.tasks.base import DataBundle
 from toolkit.tasks.detect import DetectorData, DetectorModel, DetectTask, _fp32, _rgb
@@ -147,12 +147,8 @@ class InstanceTask(DetectTask):
         files = self.files.get(split, [])
         rows = [{**r, "name": files[int(r["name"])] if int(r["name"]) < len(files) else r["name"]} for r in rows]
         if rows:
-            path = run_dir / f"images_{split}.csv"
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(rows)
-            out.append(path)
+            out.append(run_dir / f"images_{split}.csv")
+            atomic_write_csv(rows, list(rows[0]), out[-1])
         if self.samples:
             out.append(plot_instance_samples(self.samples, self.classes, run_dir / f"{split}_predictions.png",
                                              conf=self.cfg.model.conf))

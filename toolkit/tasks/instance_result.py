@@ -2,7 +2,6 @@
 overlay with each object in its own colour, and one CSV row per object measured by scikit-image's ``regionprops``."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from toolkit.safe_io import csv_text
 from toolkit.viz.instance import instance_overlay, label_image
 
 COLUMNS = ["id", "class", "score", "area_px", "centroid_x", "centroid_y", "x1", "y1", "x2", "y2", "mean_intensity"]
@@ -104,11 +104,7 @@ class InstanceResult:
 
     def objects_csv(self) -> str:
         """The per-object rows as CSV text (``COLUMNS``, then ``area_um2`` when the pixel size is known)."""
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=COLUMNS + ["area_um2"] * bool(self.pixel_size_um), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.objects())
-        return text.getvalue()
+        return csv_text(self.objects(), COLUMNS + ["area_um2"] * bool(self.pixel_size_um))
 
     def overlay_png(self) -> bytes:
         """The image with each object in its own colour and outlined (``instance_overlay``), as PNG bytes."""
